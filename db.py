@@ -1,0 +1,63 @@
+"""Database wiring: the tortoise config, migrations and a readiness probe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as run_migrations
+
+MODELS_MODULE = "meihua.models"
+MIGRATIONS_MODULE = "meihua.migrations"
+
+
+def tortoise_config(database_url: str) -> dict:
+    if database_url.startswith("postgresql://"):
+        # tortoise knows the asyncpg scheme as postgres://
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(database_url: str, progress: Callable[[str], object] | None = None) -> None:
+    """Bring the database to the latest migration (a no-op when it already is).
+
+    Runs in its own tortoise context so it can be called before or beside the
+    app's own one.
+    """
+    from tortoise.context import TortoiseContext
+
+    def report(event: str, app_label: str, name: str) -> None:
+        if progress is not None and event == "apply_done":
+            progress(f"applied {app_label}.{name}")
+
+    async with TortoiseContext():
+        await run_migrations(config=tortoise_config(database_url), progress=report)
+
+
+async def open_database(database_url: str) -> None:
+    """Open tortoise for the whole process (request tasks included)."""
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping() -> None:
+    """Raise if the database does not answer."""
+    await connections.get("default").execute_query("SELECT 1")
+
+# For tortoise's own CLI (`tortoise makemigrations`, see pyproject.toml): the
+# autodetector diffs the models against the migration files, no database needed.
+TORTOISE_ORM = tortoise_config("sqlite://:memory:")

@@ -1,0 +1,49 @@
+"""The GraphQL schema: strawberry types, inputs and root types, one module per domain."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from meihua.schema.customers import CustomerMutation, CustomerQuery
+from meihua.schema.errors import ErrorCodes
+from meihua.schema.extensions import OperationScope
+from meihua.schema.node import NodeQuery
+from meihua.schema.org import OrgMutation, OrgQuery
+from meihua.settings import Settings
+
+Query = merge_types("Query", (OrgQuery, NodeQuery, CustomerQuery))
+Mutation = merge_types("Mutation", (OrgMutation, CustomerMutation))
+
+MAX_QUERY_DEPTH = 12
+DOCUMENT_CACHE_SIZE = 512
+
+
+class MeihuaSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Silence strawberry's per-error tracebacks; schema.errors logs the real bugs."""
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    # Extensions are passed as classes or factories: strawberry makes one per
+    # operation, so nothing is shared between concurrent requests.
+    extensions: list = [
+        OperationScope,
+        ErrorCodes,
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+    ]
+    if settings is not None and not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return MeihuaSchema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def print_sdl() -> str:
+    return build_schema().as_str() + "\n"

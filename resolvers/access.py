@@ -1,0 +1,115 @@
+"""The access layer: who the caller is, what they may do, whose records they see.
+
+Every resolver goes through a `Viewer`:
+
+- `viewer.require(permission)` guards an operation (FORBIDDEN),
+- `viewer.visible_owner_ids()` is the set of owners inside the caller's data
+  scope (None means everyone),
+- `visible_customers(viewer)` and friends scope a queryset, so a record
+  outside the scope behaves as if it did not exist (NOT_FOUND, never
+  FORBIDDEN, so ids cannot be probed).
+
+The scope is the union over the caller's roles: SELF, SELF_AND_SUBORDINATES
+(down the manager chain, any depth), DEPARTMENT, DEPARTMENT_TREE (any depth),
+CUSTOM (the role's chosen departments) and ALL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tortoise.expressions import Q
+
+from meihua.models import DataScope, Role, User
+from meihua.resolvers.errors import Forbidden
+from meihua.resolvers.hierarchy import department_subtree, reporting_tree
+from meihua.resolvers.permissions import ALL_PERMISSIONS
+
+
+class Viewer:
+    """The signed-in user of one GraphQL operation, with their roles loaded."""
+
+    def __init__(self, user: User, roles: list[Role], custom_departments: dict[int, set[int]]):
+        self.user = user
+        self.roles = roles
+        self._custom_departments = custom_departments
+        self._owner_ids: set[int] | None = None
+        self._owner_ids_loaded = False
+        if user.is_super_admin:
+            self.permissions = frozenset(ALL_PERMISSIONS)
+        else:
+            self.permissions = frozenset(p for role in roles for p in role.permissions)
+
+    @classmethod
+    async def load(cls, user: User) -> Viewer:
+        roles = await Role.filter(users__id=user.id).order_by("id")
+        custom_ids = [r.id for r in roles if r.data_scope == DataScope.CUSTOM]
+        custom: dict[int, set[int]] = defaultdict(set)
+        if custom_ids:
+            rows = await Role.filter(id__in=custom_ids).values_list("id", "departments__id")
+            for role_id, department_id in rows:
+                if department_id is not None:
+                    custom[role_id].add(department_id)
+        return cls(user, list(roles), dict(custom))
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.user.is_super_admin
+
+    @property
+    def scopes(self) -> set[DataScope]:
+        return {DataScope(role.data_scope) for role in self.roles}
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.is_super_admin or DataScope.ALL in self.scopes
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        if permission not in self.permissions:
+            raise Forbidden(f"You need the `{permission}` permission to do this.")
+
+    async def visible_owner_ids(self) -> set[int] | None:
+        """Users whose records the viewer sees through their data scope; None = all."""
+        if self.sees_everything:
+            return None
+        if not self._owner_ids_loaded:
+            self._owner_ids = await self._compute_owner_ids()
+            self._owner_ids_loaded = True
+        return self._owner_ids
+
+    async def _compute_owner_ids(self) -> set[int]:
+        owners = {self.user.id}
+        scopes = self.scopes
+        if DataScope.SELF_AND_SUBORDINATES in scopes:
+            owners |= await reporting_tree(self.user.id)
+        departments: set[int] = set()
+        if DataScope.DEPARTMENT in scopes:
+            departments.add(self.user.department_id)
+        if DataScope.DEPARTMENT_TREE in scopes:
+            departments |= await department_subtree(self.user.department_id)
+        for role in self.roles:
+            if role.data_scope == DataScope.CUSTOM:
+                departments |= self._custom_departments.get(role.id, set())
+        if departments:
+            owners |= set(
+                await User.filter(department_id__in=departments).values_list("id", flat=True)
+            )
+        return owners
+
+    async def owner_filter(self, field: str = "owner_id") -> Q:
+        """A Q limiting `field` to the owners in the viewer's scope."""
+        owners = await self.visible_owner_ids()
+        if owners is None:
+            return Q()
+        return Q(**{f"{field}__in": sorted(owners)})
+
+    async def in_scope(self, owner_id: int | None) -> bool:
+        owners = await self.visible_owner_ids()
+        return owners is None or owner_id in owners

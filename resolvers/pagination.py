@@ -1,0 +1,107 @@
+"""Keyset (cursor) pagination for Relay connections.
+
+A cursor is the sort key of a row (the ordering field's value plus the id as a
+tie-break), so page 5 000 costs what page 1 costs: no OFFSET. Works forwards
+(`first`/`after`) and backwards (`last`/`before`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from tortoise.expressions import Q
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from meihua.resolvers.errors import BadUserInput
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    field: str  # a non-null model field
+    descending: bool = False
+
+
+@dataclass
+class Page(Generic[M]):
+    items: list[M]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    query: QuerySet[M]  # the unpaginated query, for totalCount on demand
+
+    async def total_count(self) -> int:
+        return await self.query.count()
+
+
+def _encode(values: list[Any]) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
+
+
+def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tuple[Any, int]:
+    try:
+        value, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        field = model._meta.fields_map[ordering.field]
+        if isinstance(value, str) and field.field_type is datetime:
+            value = datetime.fromisoformat(value)
+        return value, int(pk)
+    except (ValueError, TypeError, KeyError):
+        raise BadUserInput("Invalid cursor.", field=arg) from None
+
+
+def _beyond(ordering: Ordering, value: Any, pk: int, *, after: bool) -> Q:
+    """Rows after (or before) the cursor's row in the ordering."""
+    op = "gt" if after != ordering.descending else "lt"
+    return Q(**{f"{ordering.field}__{op}": value}) | Q(
+        Q(**{ordering.field: value}), Q(**{f"id__{op}": pk})
+    )
+
+
+async def paginate(
+    query: QuerySet[M],
+    ordering: Ordering,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    max_page: int,
+    default_page: int = 20,
+) -> Page[M]:
+    if first is not None and last is not None:
+        raise BadUserInput("Pass either `first` or `last`, not both.", field="last")
+    for arg, size in (("first", first), ("last", last)):
+        if size is not None and not 0 <= size <= max_page:
+            raise BadUserInput(f"`{arg}` must be between 0 and {max_page}.", field=arg)
+    forward = last is None
+    size = (first if forward else last) or 0
+    if first is None and last is None:
+        size = default_page
+    model = query.model
+    page_query = query
+    for arg, cursor in (("after", after), ("before", before)):
+        if cursor is not None:
+            value, pk = _decode(cursor, ordering, model, arg)
+            page_query = page_query.filter(_beyond(ordering, value, pk, after=arg == "after"))
+    descending = ordering.descending != (not forward)
+    prefix = "-" if descending else ""
+    rows = await page_query.order_by(f"{prefix}{ordering.field}", f"{prefix}id").limit(size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    if not forward:
+        rows.reverse()
+    cursors = [_encode([getattr(row, ordering.field), row.pk]) for row in rows]
+    return Page(
+        items=rows,
+        cursors=cursors,
+        has_next_page=more if forward else before is not None,
+        has_previous_page=more if not forward else after is not None,
+        query=query,
+    )

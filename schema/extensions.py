@@ -1,0 +1,34 @@
+"""Per-operation set-up: a fresh viewer and fresh DataLoaders.
+
+Strawberry builds the context once per HTTP request but only once per
+WebSocket *connection*; doing this per operation means a socket never keeps
+stale rows in its loaders, and a user deactivated mid-connection is refused at
+their next operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+
+from meihua.resolvers.access import Viewer
+from meihua.resolvers.auth import authenticate
+from meihua.resolvers.errors import Unauthenticated
+from meihua.schema.loaders import Loaders
+
+
+class OperationScope(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        context.loaders = Loaders()
+        context._viewer = None
+        context._auth_error = None
+        token = context.bearer_token()
+        if token is not None:
+            try:
+                user = await authenticate(token, context.signer)
+                context._viewer = await Viewer.load(user)
+            except Unauthenticated as error:
+                context._auth_error = error
+        yield

@@ -1,0 +1,17 @@
+"""Field guards declared next to the fields they protect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+
+from meihua.schema.context import Info
+
+
+class SignedIn(BasePermission):
+    """For fields that need a signed-in caller but no per-record check."""
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        info.context.viewer  # raises UNAUTHENTICATED
+        return True

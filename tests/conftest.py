@@ -1,0 +1,251 @@
+"""Test fixtures.
+
+Every test that takes `db` runs once per backend: SQLite always, PostgreSQL
+when MEIHUA_TEST_POSTGRES_URL is set. Each backend gets its own fresh database
+for the whole run (migrated once, dropped at the end); each test starts from
+the state the migrations leave (the Office department and the default roles),
+with ids starting at 1 again.
+
+Tortoise keeps its state in a context variable; the run-wide database is
+opened with the global fallback so every task (tests, app requests, the
+in-process server of the WebSocket tests) sees it. Only one backend is open
+at a time: pytest groups the tests by backend and closes one before opening
+the next.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from tortoise import Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from meihua import db as meihua_db
+from meihua.app import create_app
+from meihua.models import DataScope, Department, Role, User
+from meihua.resolvers.auth import TokenSigner, hash_password
+from meihua.settings import Settings
+
+POSTGRES_URL = os.environ.get("MEIHUA_TEST_POSTGRES_URL")
+PASSWORD = "correct-horse-battery"
+# Hashing is slow on purpose; tests reuse one hash for every factory-made user.
+PASSWORD_HASH = hash_password(PASSWORD)
+SECRET = "test-secret-key-of-at-least-32-bytes"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _postgres_admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def database(request, tmp_path_factory) -> AsyncIterator[str]:
+    """A migrated database of one backend, open for the whole run."""
+    if request.param == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL suite: set MEIHUA_TEST_POSTGRES_URL to run it")
+        name = f"meihua_test_{os.getpid()}_{secrets.token_hex(3)}"
+        await _postgres_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"')
+        url = _with_database(POSTGRES_URL, name)
+    else:
+        url = f"sqlite://{tmp_path_factory.mktemp('db') / 'meihua.sqlite3'}"
+    # tortoise caches generated SQL per connection *name*, not per dialect; both
+    # backends are called "default", so SQLite's statements must not leak into
+    # the PostgreSQL run.
+    EXECUTOR_CACHE.clear()
+    await meihua_db.migrate(url)
+    await meihua_db.open_database(url)
+    try:
+        yield url
+    finally:
+        await meihua_db.close_database()
+        if request.param == "postgres":
+            await _postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _tables() -> list[str]:
+    names: set[str] = set()
+    for model in Tortoise.apps.get_models_iterable():
+        names.add(model._meta.db_table)
+        for field in model._meta.m2m_fields:
+            names.add(model._meta.fields_map[field].through)
+    return sorted(names)
+
+
+async def _reset(url: str) -> None:
+    """Empty every table and put back what the migrations create."""
+    default_org = importlib.import_module("meihua.migrations.0002_default_organization")
+    conn = connections.get("default")
+    tables = _tables()
+    if url.startswith("sqlite"):
+        for table in tables:
+            await conn.execute_script(f'DELETE FROM "{table}"')
+        await conn.execute_script("DELETE FROM sqlite_sequence")
+    else:
+        quoted = ", ".join(f'"{t}"' for t in tables)
+        await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+    apps = SimpleNamespace(get_model=lambda app, name: Tortoise.apps[app][name])
+    await default_org.create_default_organization(apps, SimpleNamespace(client=conn))
+
+
+@pytest.fixture
+async def db(database: str) -> str:
+    await _reset(database)
+    return database
+
+
+@pytest.fixture
+def settings(db: str) -> Settings:
+    return Settings(database_url=db, secret_key=SECRET)
+
+
+@pytest.fixture
+async def app(settings: Settings):
+    application = create_app(settings, open_database=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@dataclass
+class Response:
+    data: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        assert len(self.errors) == 1, self.errors
+        return self.errors[0]
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, signer: TokenSigner) -> None:
+        self.http = http
+        self.signer = signer
+
+    def token(self, user: User) -> str:
+        return self.signer.issue(user)
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        as_user: User | None = None,
+        token: str | None = None,
+    ) -> Response:
+        headers = {}
+        if as_user is not None:
+            token = self.token(as_user)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        reply = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        return Response(body.get("data"), body.get("errors") or [])
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, **kw) -> dict:
+        """The data of a request that must succeed."""
+        result = await self(query, variables, **kw)
+        assert not result.errors, result.errors
+        return result.data
+
+
+@pytest.fixture
+async def http(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http, settings) -> GraphQLClient:
+    from datetime import timedelta
+
+    signer = TokenSigner(settings.secret_key, timedelta(minutes=settings.token_lifetime_minutes))
+    return GraphQLClient(http, signer)
+
+
+class Org:
+    """Builds departments, roles and users straight through the models (fast)."""
+
+    async def office(self) -> Department:
+        return await Department.get(parent_id=None)
+
+    async def department(self, name: str, parent: Department | None = None) -> Department:
+        return await Department.create(name=name, parent=parent or await self.office())
+
+    async def role(
+        self,
+        name: str,
+        scope: DataScope,
+        permissions: list[str] | None = None,
+        departments: list[Department] = (),
+    ) -> Role:
+        role = await Role.create(name=name, data_scope=scope, permissions=permissions or [])
+        if departments:
+            await role.departments.add(*departments)
+        return role
+
+    async def default_role(self, name: str) -> Role:
+        return await Role.get(name=name)
+
+    async def user(
+        self,
+        username: str,
+        *,
+        department: Department | None = None,
+        roles: list[Role] = (),
+        manager: User | None = None,
+        super_admin: bool = False,
+        name: str | None = None,
+    ) -> User:
+        user = await User.create(
+            username=username,
+            name=name or username.title(),
+            password_hash=PASSWORD_HASH,
+            department=department or await self.office(),
+            manager=manager,
+            is_super_admin=super_admin,
+        )
+        if roles:
+            await user.roles.add(*roles)
+        return user
+
+    async def admin(self, username: str = "root") -> User:
+        return await self.user(username, super_admin=True)
+
+
+@pytest.fixture
+def org(db) -> Org:
+    return Org()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

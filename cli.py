@@ -10,6 +10,7 @@ import click
 
 from meihua import db
 from meihua.settings import ConfigurationError, Settings
+from meihua.subscriptions.bus import EventBus
 
 
 def _settings() -> Settings:
@@ -38,7 +39,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = _settings()
-    if workers > 1 and settings.broadcast_url.startswith("memory://"):
+    if workers > 1 and not EventBus(settings.broadcast_url).crosses_processes:
         raise click.UsageError(
             f"--workers {workers} needs a shared event bus: with BROADCAST_URL=memory:// "
             "live events would stay inside the worker that made them, so teammates on the "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 logger = logging.getLogger("meihua")
 
 DEV_SECRET_KEY = "meihua-development-secret-do-not-use-in-production"
+MIN_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its hash
 
 
 class ConfigurationError(RuntimeError):
@@ -74,6 +75,10 @@ class Settings:
                     "(tokens signed with a public default could be forged)."
                 )
             secret = DEV_SECRET_KEY
+        elif mode == "production" and len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters in production."
+            )
         settings = cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
             broadcast_url=env.get("BROADCAST_URL") or cls.broadcast_url,

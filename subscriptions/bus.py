@@ -6,13 +6,21 @@ workers and hosts.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 from broadcaster import Broadcast
+from broadcaster._base import Subscriber
+
+from meihua.subscriptions.redis_backend import RedisPubSubBackend
 
 
 class EventBus:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._broadcast = Broadcast(url)
+        if url.startswith(("redis://", "rediss://")):
+            self._broadcast = Broadcast(backend=RedisPubSubBackend(url))
+        else:
+            self._broadcast = Broadcast(url)
 
     @property
     def crosses_processes(self) -> bool:
@@ -26,3 +34,7 @@ class EventBus:
 
     async def publish(self, channel: str, message: str) -> None:
         await self._broadcast.publish(channel=channel, message=message)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscriber]:
+        """`async with bus.subscribe(channel) as events: await events.get()`."""
+        return self._broadcast.subscribe(channel)

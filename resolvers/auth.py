@@ -25,6 +25,11 @@ MIN_PASSWORD_LENGTH = 8
 _ALGORITHM = "HS256"
 
 
+def normalize_username(username: str) -> str:
+    """Usernames are case-insensitive: `Alice` and `alice` are one account."""
+    return username.strip().lower()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -84,7 +89,7 @@ async def authenticate(token: str | None, signer: TokenSigner) -> User:
 
 
 async def login(username: str, password: str, signer: TokenSigner) -> tuple[str, User]:
-    user = await User.get_or_none(username=username.strip())
+    user = await User.get_or_none(username=normalize_username(username))
     if user is None:
         verify_password(_DUMMY_HASH, password)
         raise Unauthenticated("Wrong username or password.")

@@ -6,14 +6,19 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from meihua.models import User
-from meihua.resolvers.auth import check_password_strength, hash_password, verify_password
+from meihua.resolvers.auth import (
+    check_password_strength,
+    hash_password,
+    normalize_username,
+    verify_password,
+)
 from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.org import USERNAME_PATTERN, clean_name, top_department
 
 
 async def ensure_super_admin(username: str, password: str, name: str | None = None) -> str:
     """Make `username` an active super admin with `password`; repeating it changes nothing."""
-    username = username.strip()
+    username = normalize_username(username)
     if not USERNAME_PATTERN.match(username):
         raise BadUserInput("Usernames are 3–64 letters, digits or . _ @ -.", field="username")
     check_password_strength(password)

@@ -93,6 +93,8 @@ def _changes(data: CustomerInput) -> dict[str, Any]:
         if item.name == "name":
             changes["name"] = clean_name(value, "name", max_length=200)
             changes["name_key"] = normalize_name(changes["name"])
+            if len(changes["name_key"]) > 200:  # NFKC can lengthen a name (㍿ → 株式会社)
+                raise BadUserInput("`name` is too long once normalized.", field="name")
             continue
         value = value.strip()
         if len(value) > _LIMITS[item.name]:
@@ -102,6 +104,8 @@ def _changes(data: CustomerInput) -> dict[str, Any]:
         changes[item.name] = value or None
         if item.name == "phone":
             changes["phone_key"] = normalize_phone(value)
+            if len(changes["phone_key"] or "") > _LIMITS["phone"]:  # ⑩ → 10
+                raise BadUserInput("`phone` has too many digits.", field="phone")
     return changes
 
 
@@ -137,26 +141,36 @@ async def create_customer(viewer: Viewer, data: CustomerInput) -> Customer:
     changes = _changes(data)
     if "name" not in changes:
         raise BadUserInput("`name` is required.", field="name")
-    async with in_transaction():
-        await _refuse_duplicate(viewer, changes, exclude=None)
-        try:
-            return await Customer.create(
-                **changes, owner_id=viewer.id, created_by_id=viewer.id
-            )
-        except IntegrityError:
-            # Someone entered the same customer between our check and insert.
-            raise Duplicate("A customer with this name or phone already exists.") from None
+    try:
+        async with in_transaction():
+            await _refuse_duplicate(viewer, changes, exclude=None)
+            return await Customer.create(**changes, owner_id=viewer.id, created_by_id=viewer.id)
+    except IntegrityError:
+        # Someone entered the same customer between our check and insert; now
+        # that our transaction is rolled back, their row names field and owner.
+        raise await _race_duplicate(viewer, changes, exclude=None) from None
+
+
+async def _race_duplicate(
+    viewer: Viewer, changes: dict[str, Any], exclude: int | None
+) -> Duplicate:
+    try:
+        await _refuse_duplicate(viewer, changes, exclude=exclude)
+    except Duplicate as error:
+        return error
+    return Duplicate("A customer with this name or phone already exists.")
 
 
 async def update_customer(
     viewer: Viewer, pk: int, data: CustomerInput, expected_version: int | None
 ) -> Customer:
-    async with in_transaction():
-        customer = await get_visible_customer(viewer, pk)
-        viewer.require(CUSTOMER_UPDATE)
-        changes = _changes(data)
-        await _refuse_duplicate(viewer, changes, exclude=customer.id)
-        try:
+    changes: dict[str, Any] = {}
+    try:
+        async with in_transaction():
+            customer = await get_visible_customer(viewer, pk)
+            viewer.require(CUSTOMER_UPDATE)
+            changes = _changes(data)
+            await _refuse_duplicate(viewer, changes, exclude=customer.id)
             return await update_versioned(customer, expected_version, **changes)
-        except IntegrityError:
-            raise Duplicate("A customer with this name or phone already exists.") from None
+    except IntegrityError:
+        raise await _race_duplicate(viewer, changes, exclude=pk) from None

@@ -16,7 +16,12 @@ from tortoise.transactions import in_transaction
 
 from meihua.models import DataScope, Department, Role, User
 from meihua.resolvers.access import Viewer
-from meihua.resolvers.auth import check_password_strength, hash_password, verify_password
+from meihua.resolvers.auth import (
+    check_password_strength,
+    hash_password,
+    normalize_username,
+    verify_password,
+)
 from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden, NotFound
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
 from meihua.resolvers.permissions import ORG_MANAGE, unknown_permissions
@@ -58,11 +63,20 @@ async def _check_sibling_name(name: str, parent_id: int | None, exclude: int | N
         raise Duplicate(f"A department named {name!r} already exists here.", field="name")
 
 
+async def _lock_children_of(parent_id: int | None) -> None:
+    """Serialise sibling-name checks under one parent (PostgreSQL; SQLite
+    serialises writers anyway): without it two admins creating "Sales" at once
+    both pass the check, as no database constraint backs it."""
+    if parent_id is not None:
+        await Department.filter(id=parent_id).select_for_update().first()
+
+
 async def create_department(viewer: Viewer, name: str, parent_id: int | None) -> Department:
     viewer.require(ORG_MANAGE)
     name = clean_name(name, "name")
     async with in_transaction():
         parent = await (_department(parent_id, "parentId") if parent_id else top_department())
+        await _lock_children_of(parent.id)
         await _check_sibling_name(name, parent.id)
         return await Department.create(name=name, parent_id=parent.id)
 
@@ -91,6 +105,7 @@ async def update_department(
                     field="parentId",
                 )
             changes["parent_id"] = parent_id
+        await _lock_children_of(changes.get("parent_id", department.parent_id))
         await _check_sibling_name(
             changes.get("name", department.name),
             changes.get("parent_id", department.parent_id),
@@ -109,6 +124,16 @@ async def delete_department(viewer: Viewer, pk: int) -> int:
             raise Conflict("The department still has users; move them first.")
         if await Department.filter(parent_id=pk).exists():
             raise Conflict("The department still has sub-departments; move or delete them first.")
+        stranded = [
+            role.name
+            for role in await Role.filter(data_scope=DataScope.CUSTOM, departments__id=pk)
+            if await role.departments.all().count() == 1
+        ]
+        if stranded:
+            raise Conflict(
+                f"The custom scope of {', '.join(sorted(stranded))} covers only this "
+                "department; give those roles another department first."
+            )
         await department.delete()
     return pk
 
@@ -184,11 +209,19 @@ async def update_role(
         if role is None:
             raise NotFound("No such role.")
         changes, departments = await _validated_role(data, role)
+        if changes.get("data_scope", role.data_scope) != DataScope.CUSTOM:
+            departments = []  # only a CUSTOM scope keeps chosen departments
         if departments is not None:
             await role.departments.clear()
             if departments:
                 await role.departments.add(*departments)
-        return await update_versioned(role, expected_version, **changes)
+        try:
+            return await update_versioned(role, expected_version, **changes)
+        except IntegrityError:
+            if "name" not in changes:
+                raise
+            # Another admin took the name between the check and the write.
+            raise Duplicate(f"A role named {changes['name']!r} already exists.", field="name")
 
 
 async def delete_role(viewer: Viewer, pk: int) -> int:
@@ -235,15 +268,16 @@ def _guard_super_admin_accounts(viewer: Viewer, target: User | None, data: UserI
 async def _ensure_another_super_admin(user: User) -> None:
     """Refuse to lose the last active super admin.
 
-    The row lock serialises concurrent demotions on PostgreSQL (SQLite
-    serialises writers anyway), so two admins cannot demote each other at once.
+    Locking every active super admin row, the target's included, in id order
+    serialises concurrent demotions on PostgreSQL (SQLite serialises writers
+    anyway), so two admins cannot demote each other at once: the second waits,
+    then no longer sees the first as a super admin. (Locking only the others,
+    and through `values_list`, which drops FOR UPDATE, let both go through.)
     """
-    others = (
-        await User.filter(is_super_admin=True, is_active=True)
-        .exclude(id=user.id)
-        .select_for_update()
-        .values_list("id", flat=True)
+    admins = (
+        await User.filter(is_super_admin=True, is_active=True).order_by("id").select_for_update()
     )
+    others = [admin.id for admin in admins if admin.id != user.id]
     if not others:
         raise Conflict("This is the last active super admin; make someone else one first.")
 
@@ -251,7 +285,7 @@ async def _ensure_another_super_admin(user: User) -> None:
 async def _validated_user(data: UserInput, current: User | None) -> tuple[dict, list | None]:
     changes: dict[str, Any] = {}
     if data.username is not None:
-        username = data.username.strip()
+        username = normalize_username(data.username)
         if not USERNAME_PATTERN.match(username):
             raise BadUserInput(
                 "Usernames are 3–64 letters, digits or . _ @ -.", field="username"
@@ -330,13 +364,20 @@ async def update_user(
         changes, roles = await _validated_user(data, user)
         if data.is_super_admin is False and user.is_super_admin and user.is_active:
             await _ensure_another_super_admin(user)
-        if "password_hash" in changes:
+        if "password_hash" in changes or changes.get("username", user.username) != user.username:
+            # A new password or a hand-over to someone else ends every session.
             changes["token_version"] = F("token_version") + 1
         if roles is not None:
             await user.roles.clear()
             if roles:
                 await user.roles.add(*roles)
-        return await update_versioned(user, expected_version, **changes)
+        try:
+            return await update_versioned(user, expected_version, **changes)
+        except IntegrityError:
+            if "username" not in changes:
+                raise
+            # Another admin took the username between the check and the write.
+            raise Duplicate(f"The username {changes['username']!r} is taken.", field="username")
 
 
 async def set_user_active(viewer: Viewer, pk: int, active: bool) -> User:

@@ -21,6 +21,8 @@ from meihua.resolvers.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
 
+_MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
+
 
 @dataclass(frozen=True)
 class Ordering:
@@ -49,9 +51,14 @@ def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tu
     try:
         value, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         field = model._meta.fields_map[ordering.field]
-        if isinstance(value, str) and field.field_type is datetime:
+        expected = str if field.field_type is datetime else field.field_type
+        # Only what _encode writes: the field's own type and an id in key range;
+        # anything else would reach the database and fail there.
+        if type(value) is not expected or type(pk) is not int or not 0 < pk <= _MAX_KEY:
+            raise TypeError(cursor)
+        if field.field_type is datetime:
             value = datetime.fromisoformat(value)
-        return value, int(pk)
+        return value, pk
     except (ValueError, TypeError, KeyError):
         raise BadUserInput("Invalid cursor.", field=arg) from None
 

@@ -14,6 +14,8 @@ from meihua.resolvers.pagination import Page
 
 T = TypeVar("T")
 
+MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
+
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
     raw = f"{type_name}:{pk}".encode()
@@ -25,9 +27,13 @@ def from_global_id(global_id: str) -> tuple[str, int]:
     try:
         padded = global_id + "=" * (-len(global_id) % 4)
         type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        return type_name, int(pk)
+        key = int(pk)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError(global_id) from None
+    if not 0 < key <= MAX_KEY:
+        # Not a key we ever issue; the database would refuse it (integer overflow).
+        raise ValueError(global_id)
+    return type_name, key
 
 
 def record_id(global_id: str, type_name: str) -> int:

@@ -98,9 +98,14 @@ async def _reset(url: str) -> None:
     conn = connections.get("default")
     tables = _tables()
     if url.startswith("sqlite"):
-        for table in tables:
-            await conn.execute_script(f'DELETE FROM "{table}"')
-        await conn.execute_script("DELETE FROM sqlite_sequence")
+        # SQLite checks RESTRICT row by row; self-references (department.parent,
+        # users.manager) would block a plain DELETE, so empty with checks off.
+        statements = [f'DELETE FROM "{table}";' for table in tables]
+        await conn.execute_script(
+            "PRAGMA foreign_keys = OFF;"
+            + "".join(statements)
+            + "DELETE FROM sqlite_sequence; PRAGMA foreign_keys = ON;"
+        )
     else:
         quoted = ", ".join(f'"{t}"' for t in tables)
         await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")

@@ -20,7 +20,29 @@ def _settings() -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def _check_sqlite_file(database_url: str) -> None:
+    """Fail clearly on a SQLite file that cannot be opened (e.g. its folder is missing).
+
+    tortoise keeps its connection lock after such a failure, so the command
+    would otherwise hang forever without a word.
+    """
+    if not database_url.startswith("sqlite://"):
+        return
+    import sqlite3
+
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    path = expand_db_url(database_url)["credentials"]["file_path"]
+    try:
+        sqlite3.connect(path).close()
+    except sqlite3.Error as error:
+        raise click.ClickException(
+            f"DATABASE_URL: cannot open SQLite file {path!r}: {error}"
+        ) from None
+
+
 def _migrate(settings: Settings) -> None:
+    _check_sqlite_file(settings.database_url)
     asyncio.run(db.migrate(settings.database_url, progress=click.echo))
 
 

@@ -58,6 +58,7 @@ async def ping() -> None:
     """Raise if the database does not answer."""
     await connections.get("default").execute_query("SELECT 1")
 
+
 # For tortoise's own CLI (`tortoise makemigrations`, see pyproject.toml): the
 # autodetector diffs the models against the migration files, no database needed.
 TORTOISE_ORM = tortoise_config("sqlite://:memory:")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 logger = logging.getLogger("meihua")
 
 DEV_SECRET_KEY = "meihua-development-secret-do-not-use-in-production"
+DATABASE_SCHEMES = ("sqlite://", "postgres://", "postgresql://")
 MIN_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its hash
 
 
@@ -75,9 +76,10 @@ class Settings:
                     "(tokens signed with a public default could be forged)."
                 )
             secret = DEV_SECRET_KEY
-        elif mode == "production" and len(secret) < MIN_SECRET_LENGTH:
+        elif mode == "production" and (len(secret) < MIN_SECRET_LENGTH or secret == DEV_SECRET_KEY):
             raise ConfigurationError(
-                f"SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters in production."
+                f"SECRET_KEY must be a private value of at least {MIN_SECRET_LENGTH} "
+                "characters in production."
             )
         settings = cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
@@ -91,6 +93,11 @@ class Settings:
             graphiql=_bool(env.get("MEIHUA_GRAPHIQL"), mode != "production"),
             timezone=env.get("MEIHUA_TIMEZONE") or cls.timezone,
         )
+        if not settings.database_url.startswith(DATABASE_SCHEMES):
+            raise ConfigurationError(
+                f"DATABASE_URL must start with one of {', '.join(DATABASE_SCHEMES)}; "
+                f"got {settings.database_url.split('://')[0]!r}"
+            )
         if settings.token_lifetime_minutes <= 0:
             raise ConfigurationError("MEIHUA_TOKEN_LIFETIME_MINUTES must be positive")
         if not 1 <= settings.page_size_max <= 1000:
@@ -100,7 +107,8 @@ class Settings:
     def warn_if_insecure(self) -> None:
         if self.uses_dev_secret:
             logger.warning(
-                "\n%s\n  SECRET_KEY is not set: tokens are signed with the public development key.\n"
+                "\n%s\n  SECRET_KEY is not set: tokens are signed with the public development"
+                " key.\n"
                 "  Anyone can forge a login. Set SECRET_KEY before real data goes in.\n%s",
                 "!" * 78,
                 "!" * 78,

@@ -64,9 +64,12 @@ async def create_default_organization(apps, schema_editor) -> None:
 
 async def remove_default_organization(apps, schema_editor) -> None:
     db = schema_editor.client
-    await apps.get_model("models", "Role").filter(
-        name__in=[name for name, _, _ in DEFAULT_ROLES]
-    ).using_db(db).delete()
+    await (
+        apps.get_model("models", "Role")
+        .filter(name__in=[name for name, _, _ in DEFAULT_ROLES])
+        .using_db(db)
+        .delete()
+    )
     await apps.get_model("models", "Department").filter(name="Office").using_db(db).delete()
 
 

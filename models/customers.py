@@ -22,7 +22,8 @@ class Customer(Model):
     address = fields.CharField(max_length=300, null=True)
     remarks = fields.TextField(null=True)
     owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
-        "models.User", related_name="owned_customers",
+        "models.User",
+        related_name="owned_customers",
         null=True,
         on_delete=fields.RESTRICT,
         db_index=True,

@@ -23,7 +23,11 @@ class Department(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100)
     parent: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
-        "models.Department", related_name="children", null=True, on_delete=fields.RESTRICT, db_index=True
+        "models.Department",
+        related_name="children",
+        null=True,
+        on_delete=fields.RESTRICT,
+        db_index=True,
     )
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -64,7 +68,8 @@ class User(Model):
         "models.Department", related_name="users", on_delete=fields.RESTRICT, db_index=True
     )
     manager: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
-        "models.User", related_name="subordinates",
+        "models.User",
+        related_name="subordinates",
         null=True,
         on_delete=fields.RESTRICT,
         db_index=True,

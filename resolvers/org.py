@@ -157,7 +157,9 @@ async def _validated_role(data: RoleInput, current: Role | None) -> tuple[dict, 
         if current is not None:
             clash = clash.exclude(id=current.id)
         if await clash.exists():
-            raise Duplicate(f"A role named {changes['name']!r} already exists.", field="name")
+            raise Duplicate(
+                f"A role named {changes['name']!r} already exists.", field="name"
+            ) from None
     if data.permissions is not None:
         if unknown := unknown_permissions(data.permissions):
             raise BadUserInput(
@@ -194,7 +196,9 @@ async def create_role(viewer: Viewer, data: RoleInput) -> Role:
         try:
             role = await Role.create(**changes)
         except IntegrityError:
-            raise Duplicate(f"A role named {changes['name']!r} already exists.", field="name")
+            raise Duplicate(
+                f"A role named {changes['name']!r} already exists.", field="name"
+            ) from None
         if departments:
             await role.departments.add(*departments)
         return role
@@ -221,7 +225,9 @@ async def update_role(
             if "name" not in changes:
                 raise
             # Another admin took the name between the check and the write.
-            raise Duplicate(f"A role named {changes['name']!r} already exists.", field="name")
+            raise Duplicate(
+                f"A role named {changes['name']!r} already exists.", field="name"
+            ) from None
 
 
 async def delete_role(viewer: Viewer, pk: int) -> int:
@@ -287,9 +293,7 @@ async def _validated_user(data: UserInput, current: User | None) -> tuple[dict, 
     if data.username is not None:
         username = normalize_username(data.username)
         if not USERNAME_PATTERN.match(username):
-            raise BadUserInput(
-                "Usernames are 3–64 letters, digits or . _ @ -.", field="username"
-            )
+            raise BadUserInput("Usernames are 3–64 letters, digits or . _ @ -.", field="username")
         clash = User.filter(username=username)
         if current is not None:
             clash = clash.exclude(id=current.id)
@@ -347,7 +351,9 @@ async def create_user(viewer: Viewer, data: UserInput) -> User:
         try:
             user = await User.create(**changes)
         except IntegrityError:
-            raise Duplicate(f"The username {data.username!r} is taken.", field="username")
+            raise Duplicate(
+                f"The username {changes['username']!r} is taken.", field="username"
+            ) from None
         if roles:
             await user.roles.add(*roles)
         return user
@@ -377,7 +383,9 @@ async def update_user(
             if "username" not in changes:
                 raise
             # Another admin took the username between the check and the write.
-            raise Duplicate(f"The username {changes['username']!r} is taken.", field="username")
+            raise Duplicate(
+                f"The username {changes['username']!r} is taken.", field="username"
+            ) from None
 
 
 async def set_user_active(viewer: Viewer, pk: int, active: bool) -> User:

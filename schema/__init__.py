@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import (
     DisableIntrospection,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -13,7 +12,7 @@ from strawberry.tools import merge_types
 
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.errors import ErrorCodes
-from meihua.schema.extensions import OperationScope
+from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.node import NodeQuery
 from meihua.schema.org import OrgMutation, OrgQuery
 from meihua.settings import Settings
@@ -36,7 +35,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list = [
         OperationScope,
         ErrorCodes,
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: SafeParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
     ]

@@ -150,7 +150,9 @@ class CustomerQuery:
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(description="Enter a customer; the first to enter a name or phone owns it.")
+    @strawberry.mutation(
+        description="Enter a customer; the first to enter a name or phone owns it."
+    )
     async def create_customer(self, info: Info, input: CreateCustomerInput) -> Customer:
         viewer = info.context.viewer
         return Customer.of(await customers.create_customer(viewer, _input(input)))

@@ -20,6 +20,10 @@ logger = logging.getLogger("meihua.errors")
 
 INTERNAL_MESSAGE = "Internal server error."
 
+# strawberry's QueryDepthLimiter reports a plain validation error; the spec's
+# code for a query over the limits is QUERY_TOO_COMPLEX, not BAD_USER_INPUT.
+_TOO_COMPLEX_MARKERS = ("exceeds maximum operation depth",)
+
 
 def with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
@@ -36,13 +40,17 @@ def with_code(error: GraphQLError) -> GraphQLError:
         # Raised before execution: the document or its variables are at fault.
         if error.extensions and "code" in error.extensions:
             return error
+        too_complex = any(marker in error.message for marker in _TOO_COMPLEX_MARKERS)
         return GraphQLError(
             error.message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={**(error.extensions or {}), "code": "BAD_USER_INPUT"},
+            extensions={
+                **(error.extensions or {}),
+                "code": "QUERY_TOO_COMPLEX" if too_complex else "BAD_USER_INPUT",
+            },
         )
     logger.error("Unhandled error at %s", error.path, exc_info=original)
     return GraphQLError(

@@ -8,9 +8,10 @@ their next operation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from strawberry.extensions import SchemaExtension
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, SchemaExtension
 
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.auth import authenticate
@@ -31,4 +32,23 @@ class OperationScope(SchemaExtension):
                 context._viewer = await Viewer.load(user)
             except Unauthenticated as error:
                 context._auth_error = error
+        yield
+
+
+class SafeParserCache(ParserCache):
+    """ParserCache that leaves syntax errors to strawberry's own parse step.
+
+    ParserCache parses in `on_parse`, outside strawberry's try block, so a
+    syntax error escaped the operation and reached the client without the
+    BAD_USER_INPUT code ErrorCodes gives it. Failures are not cached anyway.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None  # strawberry parses again and reports it
         yield

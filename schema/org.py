@@ -16,7 +16,14 @@ from meihua.resolvers.pagination import Ordering, paginate
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema.context import Info
 from meihua.schema.permissions import SignedIn
-from meihua.schema.relay import Connection, Node, record_id, reference_id, reference_ids, to_global_id
+from meihua.schema.relay import (
+    Connection,
+    Node,
+    record_id,
+    reference_id,
+    reference_ids,
+    to_global_id,
+)
 
 DataScope = strawberry.enum(DataScopeModel, description="Whose records a role may see (数据权限).")
 
@@ -120,7 +127,9 @@ class User(Node):
     async def roles(self, info: Info) -> list[Role]:
         return [Role.of(r) for r in await info.context.loaders.roles_of_user.load(self.pk)]
 
-    @strawberry.field(description="The union of the user's role permissions (all for super admins).")
+    @strawberry.field(
+        description="The union of the user's role permissions (all for super admins)."
+    )
     async def permissions(self, info: Info) -> list[str]:
         if self.is_super_admin:
             return list(ALL_PERMISSIONS)
@@ -158,9 +167,7 @@ class UserFilter:
     department_id: strawberry.ID | None = None
     include_sub_departments: bool = False
     is_active: bool | None = None
-    search: str | None = strawberry.field(
-        default=None, description="Matches username or name."
-    )
+    search: str | None = strawberry.field(default=None, description="Matches username or name.")
 
 
 @strawberry.input
@@ -206,7 +213,9 @@ class CreateUserInput:
     is_super_admin: bool | None = False
 
 
-@strawberry.input(description="Send only what changes; a new username, name and password hand the account over.")
+@strawberry.input(
+    description="Send only what changes; a new username, name and password hand the account over."
+)
 class UpdateUserInput:
     username: str | None = None
     password: str | None = None
@@ -296,9 +305,7 @@ class OrgQuery:
         where = filter or UserFilter()
         if where.department_id is not None:
             dept = reference_id(where.department_id, "Department", "departmentId")
-            ids = (
-                await department_subtree(dept) if where.include_sub_departments else {dept}
-            )
+            ids = await department_subtree(dept) if where.include_sub_departments else {dept}
             query = query.filter(department_id__in=ids)
         if where.is_active is not None:
             query = query.filter(is_active=where.is_active)
@@ -375,7 +382,11 @@ class OrgMutation:
 
     @strawberry.mutation
     async def update_role(
-        self, info: Info, id: strawberry.ID, input: UpdateRoleInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateRoleInput,
+        expected_version: int | None = None,
     ) -> Role:
         viewer = info.context.viewer
         row = await org.update_role(
@@ -396,7 +407,11 @@ class OrgMutation:
 
     @strawberry.mutation
     async def update_user(
-        self, info: Info, id: strawberry.ID, input: UpdateUserInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateUserInput,
+        expected_version: int | None = None,
     ) -> User:
         viewer = info.context.viewer
         row = await org.update_user(
@@ -404,7 +419,9 @@ class OrgMutation:
         )
         return User.of(row)
 
-    @strawberry.mutation(description="Lock a user out; their records stay. Users are never deleted.")
+    @strawberry.mutation(
+        description="Lock a user out; their records stay. Users are never deleted."
+    )
     async def deactivate_user(self, info: Info, id: strawberry.ID) -> User:
         viewer = info.context.viewer
         return User.of(await org.set_user_active(viewer, record_id(id, "User"), False))

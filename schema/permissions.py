@@ -13,5 +13,4 @@ class SignedIn(BasePermission):
     """For fields that need a signed-in caller but no per-record check."""
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        info.context.viewer  # raises UNAUTHENTICATED
-        return True
+        return info.context.viewer is not None  # raises UNAUTHENTICATED

@@ -10,7 +10,6 @@ from meihua.resolvers.auth import TokenSigner, verify_password
 from meihua.schema.relay import to_global_id
 from tests.conftest import PASSWORD, SECRET
 
-
 LOGIN = """
 mutation($username: String!, $password: String!) {
   login(username: $username, password: $password) { token user { id username } }

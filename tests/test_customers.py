@@ -41,7 +41,6 @@ query($filter: CustomerFilter, $orderBy: CustomerOrder,
 """
 
 
-
 @dataclass
 class Team:
     alice: User  # Sales Rep (SELF) in Sales
@@ -208,7 +207,8 @@ async def test_update_into_a_duplicate_name_changes_nothing(gql, team):
     before = await state(pk(beta["id"]))
 
     result = await gql(
-        UPDATE, {"id": beta["id"], "input": {"name": "  ALPHA   LTD ", "region": "West"}},
+        UPDATE,
+        {"id": beta["id"], "input": {"name": "  ALPHA   LTD ", "region": "West"}},
         as_user=team.alice,
     )
     assert result.codes == ["DUPLICATE"]
@@ -223,7 +223,8 @@ async def test_update_into_a_duplicate_phone_changes_nothing(gql, team):
     before = await state(pk(beta["id"]))
 
     result = await gql(
-        UPDATE, {"id": beta["id"], "input": {"phone": "+86 138 0000 0001", "name": "Beta 2"}},
+        UPDATE,
+        {"id": beta["id"], "input": {"phone": "+86 138 0000 0001", "name": "Beta 2"}},
         as_user=team.alice,
     )
     assert result.codes == ["DUPLICATE"]
@@ -236,7 +237,8 @@ async def test_update_into_a_duplicate_phone_changes_nothing(gql, team):
 async def test_update_to_its_own_name_in_another_spelling_is_not_a_duplicate(gql, team):
     made = await create(gql, team.alice, "Beta Ltd", phone="13800000002")
     data = await gql.ok(
-        UPDATE, {"id": made["id"], "input": {"name": "BETA LTD", "phone": "+86 13800000002"}},
+        UPDATE,
+        {"id": made["id"], "input": {"name": "BETA LTD", "phone": "+86 13800000002"}},
         as_user=team.alice,
     )
     assert data["updateCustomer"]["name"] == "BETA LTD"
@@ -335,7 +337,8 @@ async def test_update_with_stale_version_is_conflict_and_changes_nothing(gql, te
     before = await state(pk(made["id"]))
 
     result = await gql(
-        UPDATE, {"id": made["id"], "input": {"region": "South", "name": "Mine"}, "v": 1},
+        UPDATE,
+        {"id": made["id"], "input": {"region": "South", "name": "Mine"}, "v": 1},
         as_user=team.alice,
     )
     assert result.codes == ["CONFLICT"]
@@ -533,9 +536,7 @@ async def test_total_count_respects_scope_and_filter(gql, team):
     assert len(conn["edges"]) == 2
     conn = await listing(gql, team.boss, filter={"search": "bob"})
     assert conn["totalCount"] == 2
-    conn = await listing(
-        gql, team.boss, filter={"ownerId": to_global_id("User", team.carol.id)}
-    )
+    conn = await listing(gql, team.boss, filter={"ownerId": to_global_id("User", team.carol.id)})
     assert conn["totalCount"] == 0 and conn["edges"] == []
 
 

@@ -7,7 +7,6 @@ import pytest
 from meihua.models import DataScope, Department
 from meihua.schema.relay import to_global_id
 
-
 CREATE = """
 mutation($input: CreateDepartmentInput!) {
   createDepartment(input: $input) { id name version parent { id name } }

@@ -8,7 +8,6 @@ from meihua.models import DataScope, Department, Role
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema.relay import to_global_id
 
-
 ROLE_FIELDS = "id name permissions dataScope version departments { id name }"
 CREATE = f"mutation($input: CreateRoleInput!) {{ createRole(input: $input) {{ {ROLE_FIELDS} }} }}"
 UPDATE = f"""

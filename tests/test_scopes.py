@@ -61,7 +61,6 @@ ALL_CUSTOMER_RIGHTS = ["customer:create", "customer:update"]
 _role_numbers = itertools.count(1)
 
 
-
 def customer_name(username: str) -> str:
     return f"Cust {username}"
 
@@ -142,9 +141,7 @@ async def give_role(
 
 async def visible_owners(gql, company: Company, viewer: str, filter=None) -> set[str]:
     """The owners (usernames) of the customers `viewer` gets from the list."""
-    data = await gql.ok(
-        CUSTOMERS, {"filter": filter, "first": 100}, as_user=company.users[viewer]
-    )
+    data = await gql.ok(CUSTOMERS, {"filter": filter, "first": 100}, as_user=company.users[viewer])
     conn = data["customers"]
     names = {edge["node"]["name"] for edge in conn["edges"]}
     assert conn["totalCount"] == len(names)
@@ -306,9 +303,7 @@ async def test_a_user_without_roles_sees_only_their_own_customers(gql, company):
     assert result.codes == ["NOT_FOUND"]
 
 
-async def test_ownerless_customers_are_visible_to_all_scope_and_super_admin_only(
-    gql, org, company
-):
+async def test_ownerless_customers_are_visible_to_all_scope_and_super_admin_only(gql, org, company):
     stray = await Customer.create(
         name="Stray", name_key="stray", owner_id=None, created_by_id=company.users["boss"].id
     )
@@ -380,9 +375,7 @@ async def test_visible_customer_without_update_permission_is_forbidden(gql, org,
         assert await snapshot(company.customers[owner]) == before
 
 
-async def test_invisible_customer_without_update_permission_is_still_not_found(
-    gql, org, company
-):
+async def test_invisible_customer_without_update_permission_is_still_not_found(gql, org, company):
     # Not FORBIDDEN: that would tell the caller the id exists.
     await give_role(org, company, "manager", DataScope.DEPARTMENT, permissions=[])
     before = await snapshot(company.customers["helper"])

@@ -10,7 +10,6 @@ from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema.relay import to_global_id
 from tests.conftest import PASSWORD
 
-
 USER_FIELDS = """
 id username name isActive isSuperAdmin version
 department { id name } manager { id username } roles { id name } permissions

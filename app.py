@@ -23,6 +23,7 @@ from meihua.resolvers.errors import Unauthenticated
 from meihua.schema import build_schema
 from meihua.schema.context import Context
 from meihua.settings import Settings
+from meihua.subscriptions import events
 from meihua.subscriptions.bus import EventBus
 
 logger = logging.getLogger("meihua")
@@ -67,9 +68,11 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
         if open_database:
             await db.open_database(settings.database_url)
         await bus.connect()
+        events.use_bus(bus)
         try:
             yield
         finally:
+            events.use_bus(None)
             await bus.disconnect()
             if open_database:
                 await db.close_database()

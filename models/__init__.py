@@ -4,7 +4,76 @@ Every model lives in the single tortoise app ``models`` so migrations stay in
 one ordered history (``meihua.migrations``).
 """
 
-from meihua.models.customers import Customer
+from meihua.models.activity import (
+    FollowUp,
+    FollowUpMethod,
+    OperationLog,
+    RecordType,
+    Task,
+    TaskPriority,
+    TaskStatus,
+)
+from meihua.models.company import CompanySettings
+from meihua.models.contacts import Contact, DecisionRole
+from meihua.models.contracts import (
+    ApprovalDecision,
+    ApprovalRecord,
+    ApprovalStep,
+    ApproverKind,
+    Contract,
+    ContractItem,
+    ContractStatus,
+    Payment,
+    PaymentPlan,
+)
+from meihua.models.customers import Customer, CustomerTeamMember, DealStatus, TeamAccess
+from meihua.models.events import Event
+from meihua.models.leads import Lead, LeadStatus
 from meihua.models.org import DataScope, Department, Role, User
+from meihua.models.sales import (
+    Opportunity,
+    OpportunityProduct,
+    OpportunityStage,
+    OpportunityStageChange,
+    OpportunityStatus,
+    Product,
+)
 
-__all__ = ["Customer", "DataScope", "Department", "Role", "User"]
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalRecord",
+    "ApprovalStep",
+    "ApproverKind",
+    "CompanySettings",
+    "Contact",
+    "Contract",
+    "ContractItem",
+    "ContractStatus",
+    "Customer",
+    "CustomerTeamMember",
+    "DataScope",
+    "DealStatus",
+    "DecisionRole",
+    "Department",
+    "Event",
+    "FollowUp",
+    "FollowUpMethod",
+    "Lead",
+    "LeadStatus",
+    "OperationLog",
+    "Opportunity",
+    "OpportunityProduct",
+    "OpportunityStage",
+    "OpportunityStageChange",
+    "OpportunityStatus",
+    "Payment",
+    "PaymentPlan",
+    "Product",
+    "RecordType",
+    "Role",
+    "Task",
+    "TaskPriority",
+    "TaskStatus",
+    "TeamAccess",
+    "User",
+]

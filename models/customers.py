@@ -1,11 +1,23 @@
-"""Customers (客户)."""
+"""Customers (客户) and their teams."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from tortoise import fields
 from tortoise.models import Model
 
 from meihua.models.org import User
+
+
+class DealStatus(StrEnum):
+    NOT_DEALT = "NOT_DEALT"
+    DEALT = "DEALT"
+
+
+class TeamAccess(StrEnum):
+    READ = "READ"
+    WRITE = "WRITE"
 
 
 class Customer(Model):
@@ -21,6 +33,13 @@ class Customer(Model):
     level = fields.CharField(max_length=20, null=True)
     address = fields.CharField(max_length=300, null=True)
     remarks = fields.TextField(null=True)
+    tags = fields.JSONField(default=list)
+    # Locked customers are exempt from automatic recycling (锁定).
+    locked = fields.BooleanField(default=False)
+    deal_status = fields.CharEnumField(DealStatus, max_length=16, default=DealStatus.NOT_DEALT)
+    # What recycling measures: the last follow-up on the customer or anything under it.
+    last_followup_at = fields.DatetimeField(null=True, db_index=True)
+    next_contact_at = fields.DatetimeField(null=True)
     owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User",
         related_name="owned_customers",
@@ -40,3 +59,28 @@ class Customer(Model):
 
     class Meta:
         table = "customer"
+
+
+class CustomerTeamMember(Model):
+    """A colleague who shares a customer (READ or WRITE), until an optional expiry."""
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="team", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="customer_teams", on_delete=fields.RESTRICT, db_index=True
+    )
+    access = fields.CharEnumField(TeamAccess, max_length=8, default=TeamAccess.READ)
+    expires_at = fields.DatetimeField(null=True)
+    added_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    customer_id: int
+    user_id: int
+
+    class Meta:
+        table = "customer_team_member"
+        unique_together = (("customer", "user"),)

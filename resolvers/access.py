@@ -17,10 +17,11 @@ CUSTOM (the role's chosen departments) and ALL.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
-from meihua.models import DataScope, Role, User
+from meihua.models import Customer, CustomerTeamMember, DataScope, Role, TeamAccess, User
 from meihua.resolvers.errors import Forbidden
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
 from meihua.resolvers.permissions import ALL_PERMISSIONS
@@ -113,3 +114,48 @@ class Viewer:
     async def in_scope(self, owner_id: int | None) -> bool:
         owners = await self.visible_owner_ids()
         return owners is None or owner_id in owners
+
+    def team_customers(self, access: TeamAccess | None = None) -> Subquery:
+        """Ids of customers the viewer is on the team of (membership not expired)."""
+        memberships = CustomerTeamMember.filter(user_id=self.user.id).filter(
+            Q(expires_at=None) | Q(expires_at__gt=datetime.now(UTC))
+        )
+        if access is not None:
+            memberships = memberships.filter(access=access)
+        return Subquery(memberships.values("customer_id"))
+
+    async def customer_filter(self) -> Q:
+        """Customers the viewer sees: owner in scope, or a member of the team."""
+        if self.sees_everything:
+            return Q()
+        return await self.owner_filter() | Q(id__in=self.team_customers())
+
+    async def owned_record_filter(self) -> Q:
+        """Records with an owner under a customer (opportunities, contracts)."""
+        if self.sees_everything:
+            return Q()
+        return await self.owner_filter() | Q(customer_id__in=self.team_customers())
+
+    async def customer_child_filter(self) -> Q:
+        """Records without an owner of their own (contacts): visible with their customer."""
+        if self.sees_everything:
+            return Q()
+        visible = Customer.filter(await self.customer_filter()).values("id")
+        return Q(customer_id__in=Subquery(visible))
+
+    async def may_write(self, owner_id: int | None, customer_id: int | None) -> bool:
+        """Write access to a visible record: owner in scope, or WRITE on the team."""
+        if await self.in_scope(owner_id):
+            return True
+        if customer_id is None:
+            return False
+        return await CustomerTeamMember.filter(
+            Q(expires_at=None) | Q(expires_at__gt=datetime.now(UTC)),
+            customer_id=customer_id,
+            user_id=self.user.id,
+            access=TeamAccess.WRITE,
+        ).exists()
+
+    async def require_write(self, owner_id: int | None, customer_id: int | None) -> None:
+        if not await self.may_write(owner_id, customer_id):
+            raise Forbidden("You can read this record but not change it (team READ access).")

@@ -39,7 +39,7 @@ def normalize_phone(phone: str | None) -> str | None:
 
 
 async def visible_customers(viewer: Viewer) -> QuerySet[Customer]:
-    return Customer.filter(await viewer.owner_filter())
+    return Customer.filter(await viewer.customer_filter())
 
 
 async def get_visible_customer(viewer: Viewer, pk: int) -> Customer:

@@ -94,7 +94,10 @@ def _tables() -> list[str]:
 
 async def _reset(url: str) -> None:
     """Empty every table and put back what the migrations create."""
-    default_org = importlib.import_module("meihua.migrations.0002_default_organization")
+    data_migrations = [
+        importlib.import_module("meihua.migrations.0002_default_organization"),
+        importlib.import_module("meihua.migrations.0004_default_sales_setup"),
+    ]
     conn = connections.get("default")
     tables = _tables()
     if url.startswith("sqlite"):
@@ -110,7 +113,9 @@ async def _reset(url: str) -> None:
         quoted = ", ".join(f'"{t}"' for t in tables)
         await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
     apps = SimpleNamespace(get_model=lambda app, name: Tortoise.apps[app][name])
-    await default_org.create_default_organization(apps, SimpleNamespace(client=conn))
+    editor = SimpleNamespace(client=conn)
+    await data_migrations[0].create_default_organization(apps, editor)
+    await data_migrations[1].create_sales_setup(apps, editor)
 
 
 @pytest.fixture

@@ -17,7 +17,14 @@ from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from meihua import db as meihua_db
-from meihua.models import Department, Role, User
+from meihua.models import (
+    ApprovalStep,
+    CompanySettings,
+    Department,
+    OpportunityStage,
+    Role,
+    User,
+)
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 
 POSTGRES_URL = os.environ.get("MEIHUA_TEST_POSTGRES_URL")
@@ -142,10 +149,11 @@ async def _snapshot(url: str) -> dict:
         }
 
 
-async def test_fresh_database_has_the_default_organization(empty_url):
+async def test_fresh_database_has_the_default_organization(empty_url, repo_root):
     applied: list[str] = []
     await meihua_db.migrate(empty_url, progress=applied.append)
-    assert applied == ["applied models.0001_initial", "applied models.0002_default_organization"]
+    on_disk = sorted(path.stem for path in (repo_root / "migrations").glob("[0-9]*.py"))
+    assert applied == [f"applied models.{name}" for name in on_disk]
 
     state = await _snapshot(empty_url)
     assert state["departments"] == [("Office", None)]
@@ -186,7 +194,8 @@ async def test_an_outdated_database_is_brought_up_to_date(empty_url):
     applied: list[str] = []
     await meihua_db.migrate(empty_url, progress=applied.append)
 
-    assert applied == ["applied models.0002_default_organization"]
+    assert applied[0] == "applied models.0002_default_organization"
+    assert "applied models.0001_initial" not in applied
     assert (await _snapshot(empty_url))["departments"] == [("Office", None)]
 
 
@@ -204,3 +213,15 @@ async def test_migrating_the_run_database_again_keeps_its_data(db, org):
 async def test_postgresql_scheme_alias_is_accepted():
     config = meihua_db.tortoise_config("postgresql://u:p@h:5432/d")
     assert config["connections"]["default"] == "postgres://u:p@h:5432/d"
+
+
+async def test_fresh_database_has_the_sales_defaults(empty_url):
+    await meihua_db.migrate(empty_url)
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=meihua_db.tortoise_config(empty_url))
+        stages = await OpportunityStage.all().order_by("order").values_list("win_rate", flat=True)
+        currency = (await CompanySettings.get()).currency
+        step = await ApprovalStep.get(order=1).prefetch_related("role")
+    assert stages == [10, 30, 60, 80]
+    assert currency == "CNY"
+    assert step.role.name == "Finance"

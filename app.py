@@ -30,14 +30,13 @@ logger = logging.getLogger("meihua")
 
 
 class MeihuaGraphQL(GraphQL):
-    def __init__(self, settings: Settings, bus: EventBus) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=settings.cors_origins,
         )
         self.settings = settings
-        self.bus = bus
         self.signer = TokenSigner(
             settings.secret_key, timedelta(minutes=settings.token_lifetime_minutes)
         )
@@ -60,7 +59,7 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
     """The app. Tests pass `open_database=False` and bring their own tortoise context."""
     settings = settings or Settings.from_env()
     bus = EventBus(settings.broadcast_url)
-    graphql = MeihuaGraphQL(settings, bus)
+    graphql = MeihuaGraphQL(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tortoise import Tortoise, connections
+from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as run_migrations
 
 MODELS_MODULE = "meihua.models"
@@ -35,7 +36,6 @@ async def migrate(database_url: str, progress: Callable[[str], object] | None = 
     Runs in its own tortoise context so it can be called before or beside the
     app's own one.
     """
-    from tortoise.context import TortoiseContext
 
     def report(event: str, app_label: str, name: str) -> None:
         if progress is not None and event == "apply_done":

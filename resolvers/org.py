@@ -14,7 +14,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from meihua.models import DataScope, Department, Role, User
+from meihua.models import ApprovalStep, DataScope, Department, Role, User
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.auth import (
     check_password_strength,
@@ -238,6 +238,8 @@ async def delete_role(viewer: Viewer, pk: int) -> int:
             raise NotFound("No such role.")
         if await User.filter(roles__id=pk).exists():
             raise Conflict("The role is still given to users; take it from them first.")
+        if await ApprovalStep.filter(role_id=pk).exists():
+            raise Conflict("A contract approval step names this role; change the flow first.")
         await role.delete()
     return pk
 

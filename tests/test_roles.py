@@ -477,3 +477,14 @@ async def test_leaving_the_custom_scope_forgets_its_departments(gql, org, admin)
 
     assert data["updateRole"]["departments"] == []
     assert await role.departments.all().count() == 0
+
+
+async def test_a_role_named_by_the_approval_flow_cannot_be_deleted(gql, admin):
+    finance = await Role.get(name="Finance")  # migration 0004's approval step
+    before = await snapshot()
+
+    result = await gql(DELETE, {"id": gid(finance)}, as_user=admin)
+
+    assert_refused(result, "CONFLICT")
+    assert "approval" in result.error["message"]
+    assert await snapshot() == before

@@ -1,4 +1,5 @@
-"""Customer rules: visibility, first in owns (谁先录入谁拥有), edits with versions."""
+"""Customer rules: visibility, first in owns (谁先录入谁拥有), edits with versions,
+lock/unlock (锁定) and deletion."""
 
 from __future__ import annotations
 
@@ -8,16 +9,37 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, RawSQL
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
-from meihua.models import Customer, User
+from meihua.models import (
+    Contact,
+    Contract,
+    Customer,
+    DealStatus,
+    FollowUp,
+    Opportunity,
+    RecordType,
+    Task,
+    User,
+)
 from meihua.resolvers.access import Viewer
-from meihua.resolvers.errors import BadUserInput, Duplicate, NotFound
+from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden, NotFound
+from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import clean_name
 from meihua.resolvers.permissions import CUSTOMER_CREATE, CUSTOMER_UPDATE
 from meihua.resolvers.versioning import update_versioned
+from meihua.subscriptions.events import record_event, transaction
+
+CUSTOMER_DELETE = "customer:delete"
+CUSTOMER_LOCK = "customer:lock"
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 30
+MAX_BATCH = 200  # customers per lock/unlock/transfer call
+
+# Derived lookup keys: stored for the first-in-owns rule, never shown as changes.
+_KEYS = {"name_key", "phone_key"}
 
 
 def normalize_name(name: str) -> str:
@@ -49,13 +71,66 @@ async def get_visible_customer(viewer: Viewer, pk: int) -> Customer:
     return customer
 
 
+async def visible_batch(viewer: Viewer, ids: list[int]) -> list[Customer]:
+    """Every customer of a batch, locked for the transaction, in the caller's order.
+
+    All or nothing: one id the caller cannot see makes the whole call
+    NOT_FOUND, so a batch cannot be used to probe ids either.
+    """
+    wanted = list(dict.fromkeys(ids))
+    if len(wanted) > MAX_BATCH:
+        raise BadUserInput(f"At most {MAX_BATCH} customers at a time.", field="ids")
+    query = (await visible_customers(viewer)).filter(id__in=wanted)
+    # Locking in id order keeps two overlapping batches from deadlocking.
+    rows = {row.id: row for row in await query.order_by("id").select_for_update()}
+    if len(rows) != len(wanted):
+        raise NotFound("No such customer.")
+    return [rows[pk] for pk in wanted]
+
+
+async def require_ownership(viewer: Viewer, customer: Customer) -> None:
+    """Ownership decisions (transfer, team, deletion) belong to the owner and to
+    whoever has the owner in their data scope; team members share the work on
+    a customer, not the customer itself."""
+    if not await viewer.in_scope(customer.owner_id):
+        raise Forbidden("Only the owner or a manager whose scope covers them can do this.")
+
+
+# --- listing -----------------------------------------------------------------
+
+
 @dataclass
 class CustomerFilter:
     owner_id: int | None = None
     search: str | None = None
+    level: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    source: str | None = None
+    tag: str | None = None
+    locked: bool | None = None
+    deal_status: DealStatus | None = None
+
+
+def _with_tag(query: QuerySet[Customer], tag: str) -> QuerySet[Customer]:
+    """Customers whose tag list holds `tag` exactly.
+
+    PostgreSQL answers with its JSON containment operator; SQLite has none, so
+    there the list is unpacked with json_each, the tag written as an SQL string
+    literal (SQLite knows no backslash escapes: doubling quotes is complete).
+    """
+    if Customer._meta.db.capabilities.dialect == "postgres":
+        return query.filter(tags__contains=[tag])
+    literal = "'" + tag.replace("'", "''") + "'"
+    has_tag = RawSQL(f'EXISTS (SELECT 1 FROM json_each("customer"."tags") WHERE value = {literal})')
+    return query.annotate(has_tag=has_tag).filter(has_tag=True)
 
 
 async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Customer]:
+    for field in ("search", "level", "industry", "region", "source", "tag"):
+        if "\x00" in (getattr(where, field) or ""):
+            # Neither database accepts NUL in text; no stored value holds one.
+            raise BadUserInput(f"`{field}` must not contain NUL characters.", field=field)
     query = await visible_customers(viewer)
     if where.owner_id is not None:
         query = query.filter(owner_id=where.owner_id)
@@ -65,7 +140,20 @@ async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Cust
             Q(name_key__contains=normalize_name(term))
             | Q(phone_key__contains=normalize_phone(term) or term)
         )
+    for field in ("level", "industry", "region", "source"):
+        value = getattr(where, field)
+        if value is not None:
+            query = query.filter(**{field: value.strip()})
+    if where.tag is not None:
+        query = _with_tag(query, where.tag.strip())
+    if where.locked is not None:
+        query = query.filter(locked=where.locked)
+    if where.deal_status is not None:
+        query = query.filter(deal_status=where.deal_status)
     return query
+
+
+# --- creating and editing ----------------------------------------------------
 
 
 @dataclass
@@ -78,10 +166,29 @@ class CustomerInput:
     level: str | None = None
     address: str | None = None
     remarks: str | None = None
+    tags: list[str] | None = None
+    deal_status: DealStatus | None = None
 
 
 _LIMITS = {"phone": 40, "industry": 100, "region": 100, "source": 100, "level": 20}
 _LIMITS |= {"address": 300, "remarks": 10_000}
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    """Trimmed, without repeats (case-insensitively, the first spelling wins)."""
+    cleaned: dict[str, str] = {}
+    for tag in tags:
+        tag = tag.strip()
+        if not tag:
+            raise BadUserInput("Tags must not be blank.", field="tags")
+        if any(unicodedata.category(char) == "Cc" for char in tag):
+            raise BadUserInput("Tags must not hold control characters.", field="tags")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise BadUserInput(f"A tag is at most {MAX_TAG_LENGTH} characters long.", field="tags")
+        cleaned.setdefault(tag.casefold(), tag)
+    if len(cleaned) > MAX_TAGS:
+        raise BadUserInput(f"A customer has at most {MAX_TAGS} tags.", field="tags")
+    return list(cleaned.values())
 
 
 def _changes(data: CustomerInput) -> dict[str, Any]:
@@ -95,6 +202,12 @@ def _changes(data: CustomerInput) -> dict[str, Any]:
             changes["name_key"] = normalize_name(changes["name"])
             if len(changes["name_key"]) > 200:  # NFKC can lengthen a name (㍿ → 株式会社)
                 raise BadUserInput("`name` is too long once normalized.", field="name")
+            continue
+        if item.name == "tags":
+            changes["tags"] = clean_tags(value)
+            continue
+        if item.name == "deal_status":
+            changes["deal_status"] = value
             continue
         value = value.strip()
         if len(value) > _LIMITS[item.name]:
@@ -136,15 +249,46 @@ async def duplicate_error(viewer: Viewer, existing: Customer, field: str) -> Dup
     return Duplicate(f"A customer with this {field} already exists.", field=field)
 
 
+async def record_customer_change(
+    viewer: Viewer, action: str, customer: Customer, changed: dict[str, list[Any]]
+) -> None:
+    """The operation-log entry and the live `customer.changed` event of one edit."""
+    await log_operation(
+        viewer.id,
+        action,
+        RecordType.CUSTOMER,
+        customer.id,
+        customer_id=customer.id,
+        changes=changed,
+    )
+    await record_event(
+        "customer.changed",
+        record_type=RecordType.CUSTOMER.value,
+        record_id=customer.id,
+        owner_id=customer.owner_id,
+        customer_id=customer.id,
+        actor_id=viewer.id,
+        payload={"fields": sorted(changed), "version": customer.version},
+    )
+
+
 async def create_customer(viewer: Viewer, data: CustomerInput) -> Customer:
     viewer.require(CUSTOMER_CREATE)
     changes = _changes(data)
     if "name" not in changes:
         raise BadUserInput("`name` is required.", field="name")
     try:
-        async with in_transaction():
+        async with transaction():
             await _refuse_duplicate(viewer, changes, exclude=None)
-            return await Customer.create(**changes, owner_id=viewer.id, created_by_id=viewer.id)
+            customer = await Customer.create(**changes, owner_id=viewer.id, created_by_id=viewer.id)
+            entered = {"owner_id": viewer.id, **changes}
+            await record_customer_change(
+                viewer,
+                "CREATE",
+                customer,
+                {k: [None, plain(v)] for k, v in entered.items() if k not in _KEYS and v},
+            )
+            return customer
     except IntegrityError:
         # Someone entered the same customer between our check and insert; now
         # that our transaction is rolled back, their row names field and owner.
@@ -166,11 +310,105 @@ async def update_customer(
 ) -> Customer:
     changes: dict[str, Any] = {}
     try:
-        async with in_transaction():
+        async with transaction():
             customer = await get_visible_customer(viewer, pk)
             viewer.require(CUSTOMER_UPDATE)
+            await viewer.require_write(customer.owner_id, customer.id)
             changes = _changes(data)
             await _refuse_duplicate(viewer, changes, exclude=customer.id)
-            return await update_versioned(customer, expected_version, **changes)
+            changed = diff(customer, {k: v for k, v in changes.items() if k not in _KEYS})
+            customer = await update_versioned(customer, expected_version, **changes)
+            if changed:
+                await record_customer_change(viewer, "UPDATE", customer, changed)
+            return customer
     except IntegrityError:
         raise await _race_duplicate(viewer, changes, exclude=pk) from None
+
+
+# --- lock and unlock ---------------------------------------------------------
+
+
+async def set_locked(viewer: Viewer, ids: list[int], locked: bool) -> list[Customer]:
+    """Lock (exempt from automatic recycling) or unlock customers, all or none.
+
+    Customers already in the wanted state are left alone: no new version, no
+    log entry.
+    """
+    async with transaction():
+        customers = await visible_batch(viewer, ids)
+        viewer.require(CUSTOMER_LOCK)
+        for customer in customers:
+            await viewer.require_write(customer.owner_id, customer.id)
+        result = []
+        for customer in customers:
+            if customer.locked != locked:
+                changed = diff(customer, {"locked": locked})
+                customer = await update_versioned(customer, None, locked=locked)
+                await record_customer_change(
+                    viewer, "LOCK" if locked else "UNLOCK", customer, changed
+                )
+            result.append(customer)
+        return result
+
+
+# --- deleting ----------------------------------------------------------------
+
+
+async def delete_customer(viewer: Viewer, pk: int) -> int:
+    """Delete a customer together with what only exists for it.
+
+    Its contacts, its team, and the follow-ups and tasks about it or its
+    contacts go with it: without the customer they mean nothing, and a CRM
+    that kept them would show schedule entries and history for a company that
+    is gone (Salesforce and Odoo delete an account's activities the same way).
+    Opportunities and contracts are different: they carry money, owners and
+    approvals of their own, so while the customer has any (or one of its
+    contacts signed a contract) the deletion is refused with CONFLICT; they
+    have to be dealt with first. The operation log keeps the deletion; older
+    entries lose their link to the customer but keep the record id.
+    """
+    async with transaction():
+        # Locked first, so no opportunity or contract can slip in under it.
+        customer = await (await visible_customers(viewer)).select_for_update().get_or_none(id=pk)
+        if customer is None:
+            raise NotFound("No such customer.")
+        viewer.require(CUSTOMER_DELETE)
+        await require_ownership(viewer, customer)
+        contact_ids = await Contact.filter(customer_id=pk).values_list("id", flat=True)
+        opportunities = await Opportunity.filter(customer_id=pk).count()
+        contracts = await Contract.filter(
+            Q(customer_id=pk) | Q(signing_contact_id__in=contact_ids)
+        ).count()
+        if opportunities or contracts:
+            raise Conflict(
+                f"The customer still has {opportunities} opportunities and {contracts} "
+                "contracts; close them out or move them before deleting it."
+            )
+        about = Q(customer_id=pk) | Q(related_type=RecordType.CUSTOMER, related_id=pk)
+        if contact_ids:
+            about |= Q(related_type=RecordType.CONTACT, related_id__in=contact_ids)
+        await Task.filter(about).delete()
+        followups = Q(customer_id=pk) | Q(target_type=RecordType.CUSTOMER, target_id=pk)
+        if contact_ids:
+            followups |= Q(target_type=RecordType.CONTACT, target_id__in=contact_ids)
+        await FollowUp.filter(followups).delete()
+        await Contact.filter(customer_id=pk).delete()
+        await customer.delete()
+        await log_operation(
+            viewer.id,
+            "DELETE",
+            RecordType.CUSTOMER,
+            pk,
+            changes={"name": [customer.name, None], "owner_id": [customer.owner_id, None]},
+            summary=f"Deleted customer {customer.name}",
+        )
+        await record_event(
+            "customer.deleted",
+            record_type=RecordType.CUSTOMER.value,
+            record_id=pk,
+            owner_id=customer.owner_id,
+            customer_id=pk,
+            actor_id=viewer.id,
+            payload={"name": customer.name},
+        )
+    return pk

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
+from tortoise.functions import Coalesce
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -26,8 +27,20 @@ _MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
 
 @dataclass(frozen=True)
 class Ordering:
-    field: str  # a non-null model field
+    field: str  # a model field
     descending: bool = False
+    # A nullable field needs the value its NULLs sort as, for a total order
+    # (e.g. the epoch for "never followed up": the longest ago).
+    if_null: Any = None
+
+    @property
+    def key(self) -> str:
+        """What the query sorts and compares on."""
+        return self.field if self.if_null is None else "sort_key"
+
+    def value(self, row: Model) -> Any:
+        value = getattr(row, self.field)
+        return self.if_null if value is None else value
 
 
 @dataclass
@@ -66,8 +79,8 @@ def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tu
 def _beyond(ordering: Ordering, value: Any, pk: int, *, after: bool) -> Q:
     """Rows after (or before) the cursor's row in the ordering."""
     op = "gt" if after != ordering.descending else "lt"
-    return Q(**{f"{ordering.field}__{op}": value}) | Q(
-        Q(**{ordering.field: value}), Q(**{f"id__{op}": pk})
+    return Q(**{f"{ordering.key}__{op}": value}) | Q(
+        Q(**{ordering.key: value}), Q(**{f"id__{op}": pk})
     )
 
 
@@ -93,18 +106,20 @@ async def paginate(
         size = default_page
     model = query.model
     page_query = query
+    if ordering.if_null is not None:
+        page_query = query.annotate(sort_key=Coalesce(ordering.field, ordering.if_null))
     for arg, cursor in (("after", after), ("before", before)):
         if cursor is not None:
             value, pk = _decode(cursor, ordering, model, arg)
             page_query = page_query.filter(_beyond(ordering, value, pk, after=arg == "after"))
     descending = ordering.descending != (not forward)
     prefix = "-" if descending else ""
-    rows = await page_query.order_by(f"{prefix}{ordering.field}", f"{prefix}id").limit(size + 1)
+    rows = await page_query.order_by(f"{prefix}{ordering.key}", f"{prefix}id").limit(size + 1)
     more = len(rows) > size
     rows = rows[:size]
     if not forward:
         rows.reverse()
-    cursors = [_encode([getattr(row, ordering.field), row.pk]) for row in rows]
+    cursors = [_encode([ordering.value(row), row.pk]) for row in rows]
     return Page(
         items=rows,
         cursors=cursors,

@@ -7,12 +7,13 @@ that knows how each kind is scoped and which customer sits above it.
 
 from __future__ import annotations
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from meihua.models import Contact, Contract, Customer, Lead, Opportunity, RecordType
 from meihua.resolvers.access import Viewer
+from meihua.resolvers.approvers import awaiting_decision_of
 from meihua.resolvers.errors import NotFound
 
 MODELS: dict[RecordType, type[Model]] = {
@@ -36,6 +37,21 @@ async def lead_filter(viewer: Viewer) -> Q:
     return visible
 
 
+async def contract_filter(viewer: Viewer) -> Q:
+    """Contracts in the caller's scope, plus those waiting for the caller's decision.
+
+    Approvers (a given user, the owner's manager, a role's holders) often sit
+    outside the owner's data scope; they still have to read what they decide.
+    The widening is kept here, for contracts only, rather than in the access
+    layer every other record goes through.
+    """
+    in_scope = await viewer.owned_record_filter()
+    if viewer.sees_everything:
+        return in_scope
+    awaiting = await awaiting_decision_of(viewer)
+    return in_scope if awaiting is None else in_scope | awaiting
+
+
 async def visible(viewer: Viewer, record_type: RecordType) -> QuerySet:
     """All records of one kind the viewer may see."""
     model = MODELS[record_type]
@@ -45,9 +61,24 @@ async def visible(viewer: Viewer, record_type: RecordType) -> QuerySet:
         where = await viewer.customer_filter()
     elif record_type is RecordType.CONTACT:
         where = await viewer.customer_child_filter()
+    elif record_type is RecordType.CONTRACT:
+        where = await contract_filter(viewer)
     else:
         where = await viewer.owned_record_filter()
     return model.filter(where)
+
+
+async def about_visible(viewer: Viewer, type_field: str, id_field: str) -> Q:
+    """Rows pointing at a record (follow-ups, tasks, log entries) whose record the viewer sees.
+
+    Deliberately no shortcut for those who see everything: a row whose record
+    no longer exists does not match.
+    """
+    clauses = []
+    for kind in RecordType:
+        ids = Subquery((await visible(viewer, kind)).values("id"))
+        clauses.append(Q(**{type_field: kind, f"{id_field}__in": ids}))
+    return Q(*clauses, join_type=Q.OR)
 
 
 async def get_visible(viewer: Viewer, record_type: RecordType, pk: int) -> Model:

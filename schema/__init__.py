@@ -10,15 +10,54 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
+from meihua.schema.contacts import ContactMutation, ContactQuery
+from meihua.schema.contracts import ContractMutation, ContractQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.errors import ErrorCodes
 from meihua.schema.extensions import OperationScope, SafeParserCache
+from meihua.schema.followups import FollowUpMutation, FollowUpQuery
+from meihua.schema.leads import LeadMutation, LeadQuery
 from meihua.schema.node import NodeQuery
+from meihua.schema.opportunities import OpportunityMutation, OpportunityQuery
 from meihua.schema.org import OrgMutation, OrgQuery
+from meihua.schema.payments import PaymentMutation, PaymentQuery
+from meihua.schema.products import ProductMutation, ProductQuery
+from meihua.schema.tasks import TaskMutation, TaskQuery
+from meihua.schema.timeline import TimelineQuery
 from meihua.settings import Settings
 
-Query = merge_types("Query", (OrgQuery, NodeQuery, CustomerQuery))
-Mutation = merge_types("Mutation", (OrgMutation, CustomerMutation))
+Query = merge_types(
+    "Query",
+    (
+        OrgQuery,
+        NodeQuery,
+        CustomerQuery,
+        LeadQuery,
+        ContactQuery,
+        OpportunityQuery,
+        ProductQuery,
+        ContractQuery,
+        PaymentQuery,
+        FollowUpQuery,
+        TaskQuery,
+        TimelineQuery,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        OrgMutation,
+        CustomerMutation,
+        LeadMutation,
+        ContactMutation,
+        OpportunityMutation,
+        ProductMutation,
+        ContractMutation,
+        PaymentMutation,
+        FollowUpMutation,
+        TaskMutation,
+    ),
+)
 
 MAX_QUERY_DEPTH = 12
 DOCUMENT_CACHE_SIZE = 512

@@ -5,15 +5,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import strawberry
+from tortoise.expressions import Subquery
 
 from meihua import models
 from meihua.resolvers.access import Viewer
+from meihua.resolvers.contracts import get_contract, visible_contracts
 from meihua.resolvers.customers import get_visible_customer
 from meihua.resolvers.errors import NotFound
+from meihua.resolvers.followups import get_visible_followup
+from meihua.resolvers.opportunities import get_visible_opportunity
+from meihua.resolvers.records import get_visible
+from meihua.resolvers.tasks import get_visible_task
+from meihua.schema.contacts import Contact
 from meihua.schema.context import Info
+from meihua.schema.contracts import Contract, Payment, PaymentPlan
 from meihua.schema.customers import Customer
+from meihua.schema.followups import FollowUp
+from meihua.schema.leads import Lead
+from meihua.schema.opportunities import Opportunity, OpportunityStage
 from meihua.schema.org import Department, Role, User
+from meihua.schema.products import Product
 from meihua.schema.relay import Node, from_global_id
+from meihua.schema.tasks import Task
 
 
 def _directory(model, wrap) -> Callable[[Viewer, int], Awaitable[Node | None]]:
@@ -30,11 +43,57 @@ async def _customer(viewer: Viewer, pk: int) -> Node:
     return Customer.of(await get_visible_customer(viewer, pk))
 
 
+async def _lead(viewer: Viewer, pk: int) -> Node:
+    return Lead.of(await get_visible(viewer, models.RecordType.LEAD, pk))
+
+
+async def _contact(viewer: Viewer, pk: int) -> Node:
+    return Contact.of(await get_visible(viewer, models.RecordType.CONTACT, pk))
+
+
+async def _opportunity(viewer: Viewer, pk: int) -> Node:
+    return Opportunity.of(await get_visible_opportunity(viewer, pk))
+
+
+async def _contract(viewer: Viewer, pk: int) -> Node:
+    return Contract.of(await get_contract(viewer, pk))
+
+
+def _contract_part(model, wrap) -> Callable[[Viewer, int], Awaitable[Node | None]]:
+    """Payment plans and payments: visible with their contract."""
+
+    async def load(viewer: Viewer, pk: int) -> Node | None:
+        contracts = Subquery((await visible_contracts(viewer)).values("id"))
+        row = await model.filter(id=pk, contract_id__in=contracts).first()
+        return wrap(row) if row is not None else None
+
+    return load
+
+
+async def _followup(viewer: Viewer, pk: int) -> Node:
+    followup, _ = await get_visible_followup(viewer, pk)
+    return FollowUp.of(followup)
+
+
+async def _task(viewer: Viewer, pk: int) -> Node:
+    return Task.of(await get_visible_task(viewer, pk))
+
+
 NODE_LOADERS: dict[str, Callable[[Viewer, int], Awaitable[Node | None]]] = {
     "User": _directory(models.User, User.of),
     "Department": _directory(models.Department, Department.of),
     "Role": _directory(models.Role, Role.of),
     "Customer": _customer,
+    "Lead": _lead,
+    "Contact": _contact,
+    "Contract": _contract,
+    "PaymentPlan": _contract_part(models.PaymentPlan, PaymentPlan.of),
+    "Payment": _contract_part(models.Payment, Payment.of),
+    "Opportunity": _opportunity,
+    "OpportunityStage": _directory(models.OpportunityStage, OpportunityStage.of),
+    "Product": _directory(models.Product, Product.of),
+    "FollowUp": _followup,
+    "Task": _task,
 }
 
 

@@ -8,10 +8,27 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from meihua.models import Customer, User
+from meihua.models import (
+    Contact,
+    Contract,
+    Customer,
+    CustomerTeamMember,
+    Event,
+    FollowUp,
+    FollowUpMethod,
+    Lead,
+    OperationLog,
+    Opportunity,
+    OpportunityStage,
+    RecordType,
+    Task,
+    TeamAccess,
+    User,
+)
 from meihua.resolvers.customers import normalize_name
 from meihua.schema.relay import from_global_id, to_global_id
 
@@ -745,3 +762,386 @@ async def test_garbage_name_cursor_is_bad_input(gql, team, cursor):
                        as_user=team.alice)  # fmt: skip
     assert result.codes == ["BAD_USER_INPUT"], result.errors
     assert result.error["extensions"]["field"] == "after"
+
+
+# ---------------------------------------------------------------------------
+# level, tags, address, remarks, deal status and the read-only fields
+
+FULL = """
+mutation($input: CreateCustomerInput!) {
+  createCustomer(input: $input) {
+    id level tags address remarks dealStatus locked lastFollowUpAt nextContactAt version
+  }
+}
+"""
+EDIT = """
+mutation($id: ID!, $input: UpdateCustomerInput!, $v: Int) {
+  updateCustomer(id: $id, input: $input, expectedVersion: $v) {
+    id level tags address dealStatus version
+  }
+}
+"""
+
+
+async def test_create_with_every_editable_field(gql, team):
+    data = await gql.ok(
+        FULL,
+        {
+            "input": {
+                "name": "Acme",
+                "level": "A",
+                "tags": [" VIP ", "key account"],
+                "address": "1 Main St",
+                "remarks": "Met at the fair",
+                "dealStatus": "DEALT",
+            }
+        },
+        as_user=team.alice,
+    )
+    made = data["createCustomer"]
+    assert made["level"] == "A"
+    assert made["tags"] == ["VIP", "key account"]
+    assert (made["address"], made["remarks"]) == ("1 Main St", "Met at the fair")
+    assert made["dealStatus"] == "DEALT"
+    assert made["locked"] is False
+    assert (made["lastFollowUpAt"], made["nextContactAt"]) == (None, None)
+
+
+async def test_a_new_customer_has_not_dealt_and_no_tags(gql, team):
+    made = (await gql.ok(FULL, {"input": {"name": "Plain"}}, as_user=team.alice))["createCustomer"]
+    assert (made["dealStatus"], made["tags"], made["locked"]) == ("NOT_DEALT", [], False)
+
+
+async def test_tags_are_trimmed_deduplicated_and_replaced_as_a_whole(gql, team):
+    made = await create(gql, team.alice, "Acme")
+    data = await gql.ok(
+        EDIT, {"id": made["id"], "input": {"tags": ["VIP", "vip", " 华东 "]}}, as_user=team.alice
+    )
+    assert data["updateCustomer"]["tags"] == ["VIP", "华东"]
+    data = await gql.ok(EDIT, {"id": made["id"], "input": {"level": "B"}}, as_user=team.alice)
+    assert data["updateCustomer"]["tags"] == ["VIP", "华东"]  # untouched when not sent
+    data = await gql.ok(EDIT, {"id": made["id"], "input": {"tags": []}}, as_user=team.alice)
+    assert data["updateCustomer"]["tags"] == []
+    assert (await Customer.get(id=pk(made["id"]))).tags == []
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [["ok", "  "], ["t" * 31], [f"tag {i}" for i in range(21)], ["a\x00b"], ["tab\there"]],
+    ids=["blank", "long", "many", "nul", "control"],
+)
+async def test_bad_tags_change_nothing(gql, team, tags):
+    made = await create(gql, team.alice, "Acme")
+    result = await gql(
+        EDIT, {"id": made["id"], "input": {"tags": tags, "level": "A"}}, as_user=team.alice
+    )
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.error["extensions"]["field"] == "tags"
+    row = await Customer.get(id=pk(made["id"]))
+    assert (row.tags, row.level, row.version) == ([], None, 1)
+
+
+async def test_deal_status_can_be_set_and_unknown_values_are_refused(gql, team):
+    made = await create(gql, team.alice, "Acme")
+    data = await gql.ok(
+        EDIT, {"id": made["id"], "input": {"dealStatus": "DEALT"}}, as_user=team.alice
+    )
+    assert data["updateCustomer"]["dealStatus"] == "DEALT"
+    result = await gql(
+        EDIT, {"id": made["id"], "input": {"dealStatus": "MAYBE"}}, as_user=team.alice
+    )
+    assert result.codes == ["BAD_USER_INPUT"]
+
+
+async def test_locked_and_follow_up_times_are_not_inputs(gql, team):
+    made = await create(gql, team.alice, "Acme")
+    for field, value in (
+        ("locked", True),
+        ("nextContactAt", "2030-01-01T00:00:00Z"),
+        ("lastFollowUpAt", "2030-01-01T00:00:00Z"),
+    ):
+        result = await gql(EDIT, {"id": made["id"], "input": {field: value}}, as_user=team.alice)
+        assert result.codes == ["BAD_USER_INPUT"], field
+    row = await Customer.get(id=pk(made["id"]))
+    assert (row.locked, row.next_contact_at, row.version) == (False, None, 1)
+
+
+# ---------------------------------------------------------------------------
+# filters
+
+
+async def test_filters_by_level_industry_region_source_tag_locked_and_deal_status(gql, team):
+    await gql.ok(
+        FULL,
+        {"input": {"name": "A1", "level": "A", "tags": ["VIP", "华东"], "dealStatus": "DEALT"}},
+        as_user=team.alice,
+    )
+    await create(gql, team.alice, "B1", level="B", industry="Retail", region="East", source="展会")
+    await gql.ok(
+        FULL,
+        {"input": {"name": "B2", "level": "B", "tags": ["vip-like", "VIP2"]}},
+        as_user=team.alice,
+    )
+    await Customer.filter(name="B2").update(locked=True)
+    await gql.ok(FULL, {"input": {"name": "Bob VIP", "tags": ["VIP"]}}, as_user=team.bob)
+
+    async def search(**filter) -> set[str]:
+        conn = await listing(gql, team.alice, filter=filter)
+        assert conn["totalCount"] == len(conn["edges"])
+        return set(names(conn))
+
+    assert await search(level="A") == {"A1"}
+    assert await search(level="B") == {"B1", "B2"}
+    assert await search(industry="Retail") == {"B1"}
+    assert await search(region="East") == {"B1"}
+    assert await search(source="展会") == {"B1"}
+    assert await search(tag="VIP") == {"A1"}  # exact tags only, and only in scope
+    assert await search(tag="华东") == {"A1"}
+    assert await search(tag="vip") == set()
+    assert await search(tag="it's") == set()  # quotes are data, not SQL
+    assert await search(tag="VIP' OR 1=1 --") == set()
+    assert await search(locked=True) == {"B2"}
+    assert await search(locked=False) == {"A1", "B1"}
+    assert await search(dealStatus="DEALT") == {"A1"}
+    assert await search(dealStatus="NOT_DEALT", level="B", locked=False) == {"B1"}
+
+
+@pytest.mark.parametrize("field", ["search", "level", "industry", "region", "source", "tag"])
+async def test_a_nul_character_in_a_filter_is_bad_input(gql, team, field):
+    result = await gql(LIST, {"filter": {field: "a\x00b"}}, as_user=team.alice)
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.error["extensions"]["field"] == field
+
+
+async def test_tag_filter_pages_with_a_total(gql, team):
+    for i in range(5):
+        await gql.ok(FULL, {"input": {"name": f"Tagged {i}", "tags": ["hot"]}}, as_user=team.alice)
+    await create(gql, team.alice, "Untagged")
+    conn = await listing(gql, team.alice, filter={"tag": "hot"}, first=2)
+    assert conn["totalCount"] == 5 and len(conn["edges"]) == 2
+    rest = await listing(
+        gql, team.alice, filter={"tag": "hot"}, first=10, after=conn["pageInfo"]["endCursor"]
+    )
+    assert len(rest["edges"]) == 3
+    assert set(names(conn)) | set(names(rest)) == {f"Tagged {i}" for i in range(5)}
+
+
+# ---------------------------------------------------------------------------
+# the operation log and live events of edits
+
+
+async def test_create_and_update_write_the_log_and_a_change_event(gql, team):
+    made = await create(gql, team.alice, "Acme", phone="13800000001", region="East")
+    customer_id = pk(made["id"])
+    created = await OperationLog.get(action="CREATE", record_id=customer_id)
+    assert (created.record_type, created.customer_id, created.actor_id) == (
+        RecordType.CUSTOMER,
+        customer_id,
+        team.alice.id,
+    )
+    assert created.changes["name"] == [None, "Acme"]
+    assert created.changes["owner_id"] == [None, team.alice.id]
+    assert "name_key" not in created.changes and "phone_key" not in created.changes
+
+    await gql.ok(
+        UPDATE,
+        {"id": made["id"], "input": {"region": "West", "phone": "13800000001", "name": "Acme"}},
+        as_user=team.boss,
+    )
+    updated = await OperationLog.get(action="UPDATE", record_id=customer_id)
+    assert updated.changes == {"region": ["East", "West"]}  # only what really changed
+    assert updated.actor_id == team.boss.id
+
+    events = await Event.filter(kind="customer.changed", record_id=customer_id).order_by("id")
+    assert [e.payload for e in events] == [
+        {"fields": ["name", "owner_id", "phone", "region"], "version": 1},
+        {"fields": ["region"], "version": 2},
+    ]
+    assert [(e.owner_id, e.customer_id, e.actor_id) for e in events] == [
+        (team.alice.id, customer_id, team.alice.id),
+        (team.alice.id, customer_id, team.boss.id),
+    ]
+
+
+async def test_failed_edits_log_nothing(gql, team):
+    made = await create(gql, team.alice, "Acme")
+    before = (await OperationLog.all().count(), await Event.all().count())
+    await gql(UPDATE, {"id": made["id"], "input": {"region": "X"}, "v": 7}, as_user=team.alice)
+    await gql(UPDATE, {"id": made["id"], "input": {"name": " "}}, as_user=team.alice)
+    await gql(UPDATE, {"id": made["id"], "input": {"region": "X"}}, as_user=team.carol)
+    await gql(CREATE, {"input": {"name": "acme"}}, as_user=team.bob)
+    assert (await OperationLog.all().count(), await Event.all().count()) == before
+
+
+# ---------------------------------------------------------------------------
+# lock and unlock
+
+LOCK = "mutation($ids: [ID!]!) { lockCustomers(ids: $ids) { id locked version } }"
+UNLOCK = "mutation($ids: [ID!]!) { unlockCustomers(ids: $ids) { id locked version } }"
+
+
+async def test_a_manager_locks_and_unlocks_customers(gql, team):
+    first = await create(gql, team.alice, "First")
+    second = await create(gql, team.bob, "Second")
+    data = await gql.ok(LOCK, {"ids": [first["id"], second["id"]]}, as_user=team.boss)
+    assert [(c["locked"], c["version"]) for c in data["lockCustomers"]] == [(True, 2), (True, 2)]
+    assert await Customer.filter(locked=True).count() == 2
+    entry = await OperationLog.get(action="LOCK", record_id=pk(first["id"]))
+    assert entry.changes == {"locked": [False, True]}
+    event = await Event.filter(kind="customer.changed", record_id=pk(first["id"])).order_by("-id")
+    assert event[0].payload == {"fields": ["locked"], "version": 2}
+
+    # locking again changes nothing; unlocking does
+    data = await gql.ok(LOCK, {"ids": [first["id"]]}, as_user=team.boss)
+    assert data["lockCustomers"][0]["version"] == 2
+    data = await gql.ok(UNLOCK, {"ids": [first["id"]]}, as_user=team.boss)
+    assert data["unlockCustomers"] == [{"id": first["id"], "locked": False, "version": 3}]
+    assert await OperationLog.filter(action="UNLOCK").count() == 1
+
+
+async def test_locking_needs_the_permission_and_sight_of_every_customer(gql, team):
+    mine = await create(gql, team.alice, "Mine")
+    carols = await create(gql, team.carol, "Carol's")
+    # reps hold no customer:lock
+    assert (await gql(LOCK, {"ids": [mine["id"]]}, as_user=team.alice)).codes == ["FORBIDDEN"]
+    # Carol's customer is outside the Sales manager's scope: the whole call fails
+    result = await gql(LOCK, {"ids": [mine["id"], carols["id"]]}, as_user=team.boss)
+    assert result.codes == ["NOT_FOUND"]
+    assert await Customer.filter(locked=True).count() == 0
+    assert not await OperationLog.filter(action="LOCK").exists()
+
+
+async def test_unlocking_needs_the_permission_and_sight_of_every_customer(gql, team):
+    mine = await create(gql, team.alice, "Mine")
+    carols = await create(gql, team.carol, "Carol's")
+    await Customer.all().update(locked=True)
+    assert (await gql(UNLOCK, {"ids": [mine["id"]]}, as_user=team.alice)).codes == ["FORBIDDEN"]
+    result = await gql(UNLOCK, {"ids": [carols["id"], mine["id"]]}, as_user=team.boss)
+    assert result.codes == ["NOT_FOUND"]
+    assert await Customer.filter(locked=True).count() == 2
+    assert not await OperationLog.filter(action="UNLOCK").exists()
+
+
+async def test_a_team_read_member_cannot_lock(gql, team, org):
+    made = await create(gql, team.alice, "Shared")
+    locker = await org.role("Locker", "SELF", ["customer:lock"])
+    await team.carol.roles.add(locker)
+    await CustomerTeamMember.create(customer_id=pk(made["id"]), user_id=team.carol.id)
+    result = await gql(LOCK, {"ids": [made["id"]]}, as_user=team.carol)
+    assert result.codes == ["FORBIDDEN"]
+    assert not (await Customer.get(id=pk(made["id"]))).locked
+    await CustomerTeamMember.all().update(access=TeamAccess.WRITE)
+    await gql.ok(LOCK, {"ids": [made["id"]]}, as_user=team.carol)
+    assert (await Customer.get(id=pk(made["id"]))).locked
+
+
+# ---------------------------------------------------------------------------
+# deleting
+
+DELETE = "mutation($id: ID!) { deleteCustomer(id: $id) { deletedId } }"
+
+
+async def test_delete_takes_contacts_follow_ups_tasks_and_team_along(gql, team):
+    made = await create(gql, team.alice, "Doomed")
+    customer_id = pk(made["id"])
+    contact = await Contact.create(customer_id=customer_id, name="Li", created_by_id=team.alice.id)
+    now = datetime.now(UTC)
+    for target_type, target_id in (
+        (RecordType.CUSTOMER, customer_id),
+        (RecordType.CONTACT, contact.id),
+    ):
+        await FollowUp.create(
+            target_type=target_type,
+            target_id=target_id,
+            customer_id=customer_id,
+            method=FollowUpMethod.VISIT,
+            content="Visit",
+            occurred_at=now,
+            author_id=team.alice.id,
+        )
+        await Task.create(
+            title="Next",
+            assignee_id=team.alice.id,
+            creator_id=team.alice.id,
+            related_type=target_type,
+            related_id=target_id,
+            customer_id=customer_id,
+        )
+    await CustomerTeamMember.create(customer_id=customer_id, user_id=team.bob.id)
+    lead = await Lead.create(
+        company_name="Doomed", owner_id=team.alice.id, created_by_id=team.alice.id,
+        converted_customer_id=customer_id, converted_contact_id=contact.id,
+    )  # fmt: skip
+    survivor = await create(gql, team.alice, "Survivor")
+    await Task.create(
+        title="Unrelated",
+        assignee_id=team.alice.id,
+        creator_id=team.alice.id,
+        related_type=RecordType.CUSTOMER,
+        related_id=pk(survivor["id"]),
+        customer_id=pk(survivor["id"]),
+    )
+
+    data = await gql.ok(DELETE, {"id": made["id"]}, as_user=team.boss)
+    assert data["deleteCustomer"]["deletedId"] == made["id"]
+    assert not await Customer.exists(id=customer_id)
+    assert await Contact.all().count() == 0
+    assert await FollowUp.all().count() == 0
+    assert await Task.all().values_list("title", flat=True) == ["Unrelated"]
+    assert await CustomerTeamMember.all().count() == 0
+    await lead.refresh_from_db()  # the lead stays, no longer pointing at what it became
+    assert (lead.converted_customer_id, lead.converted_contact_id) == (None, None)
+    entry = await OperationLog.get(action="DELETE")
+    assert (entry.record_type, entry.record_id, entry.actor_id) == (
+        RecordType.CUSTOMER,
+        customer_id,
+        team.boss.id,
+    )
+    assert entry.changes["name"] == ["Doomed", None]
+    assert await Event.exists(kind="customer.deleted", record_id=customer_id)
+
+
+@pytest.mark.parametrize("blocker", ["opportunity", "contract"])
+async def test_a_customer_with_opportunities_or_contracts_is_not_deleted(gql, team, blocker):
+    made = await create(gql, team.alice, "Busy")
+    customer_id = pk(made["id"])
+    contact = await Contact.create(customer_id=customer_id, name="Li", created_by_id=team.alice.id)
+    if blocker == "opportunity":
+        stage = await OpportunityStage.all().order_by("order").first()
+        await Opportunity.create(
+            customer_id=customer_id,
+            name="Deal",
+            amount=Decimal("10.00"),
+            stage_id=stage.id,
+            owner_id=team.bob.id,
+            created_by_id=team.bob.id,
+        )
+    else:
+        await Contract.create(
+            number="HT-9",
+            title="Supply",
+            customer_id=customer_id,
+            owner_id=team.alice.id,
+            created_by_id=team.alice.id,
+        )
+    result = await gql(DELETE, {"id": made["id"]}, as_user=team.boss)
+    assert result.codes == ["CONFLICT"]
+    assert await Customer.exists(id=customer_id)
+    assert await Contact.exists(id=contact.id)
+    assert not await OperationLog.filter(action="DELETE").exists()
+
+
+async def test_deleting_needs_the_permission_sight_and_ownership(gql, team, org):
+    made = await create(gql, team.alice, "Kept")
+    # reps hold no customer:delete, the Support rep cannot even see it
+    assert (await gql(DELETE, {"id": made["id"]}, as_user=team.alice)).codes == ["FORBIDDEN"]
+    assert (await gql(DELETE, {"id": made["id"]}, as_user=team.carol)).codes == ["NOT_FOUND"]
+    # a WRITE team member with the permission still cannot delete someone else's customer
+    deleter = await org.role("Deleter", "SELF", ["customer:delete"])
+    await team.carol.roles.add(deleter)
+    await CustomerTeamMember.create(
+        customer_id=pk(made["id"]), user_id=team.carol.id, access=TeamAccess.WRITE
+    )
+    assert (await gql(DELETE, {"id": made["id"]}, as_user=team.carol)).codes == ["FORBIDDEN"]
+    assert await Customer.exists(id=pk(made["id"]))
+    assert not await OperationLog.filter(action="DELETE").exists()

@@ -22,7 +22,7 @@ from meihua.resolvers.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
 
-_MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
+MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tu
         expected = str if field.field_type is datetime else field.field_type
         # Only what _encode writes: the field's own type and an id in key range;
         # anything else would reach the database and fail there.
-        if type(value) is not expected or type(pk) is not int or not 0 < pk <= _MAX_KEY:
+        if type(value) is not expected or type(pk) is not int or not 0 < pk <= MAX_KEY:
             raise TypeError(cursor)
         if field.field_type is datetime:
             value = datetime.fromisoformat(value)

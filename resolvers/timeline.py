@@ -36,10 +36,10 @@ from meihua.models import (
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.followups import describe
+from meihua.resolvers.pagination import MAX_KEY
 from meihua.resolvers.records import MODELS, about_visible, get_visible, visible
 
 SETTINGS_MANAGE = "settings:manage"
-_MAX_KEY = 2**31 - 1
 
 
 class TimelineKind(StrEnum):
@@ -177,7 +177,7 @@ async def _hidden_children(viewer: Viewer, customer_id: int) -> dict[RecordType,
 def _decode(cursor: str, arg: str) -> tuple[datetime, TimelineKind, int]:
     try:
         at, kind, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if type(at) is not str or type(pk) is not int or not 0 < pk <= _MAX_KEY:
+        if type(at) is not str or type(pk) is not int or not 0 < pk <= MAX_KEY:
             raise TypeError(cursor)
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:

@@ -11,10 +11,10 @@ import strawberry
 from meihua import models
 from meihua.resolvers import contacts
 from meihua.resolvers.org import UNSET
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.context import Info
 from meihua.schema.org import DeletePayload, User
-from meihua.schema.relay import Connection, Node, record_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, reference_id, to_global_id
 from meihua.schema.timeline import timeline_field
 
 if TYPE_CHECKING:
@@ -208,16 +208,16 @@ class ContactQuery:
             ),
         )
         order = order_by or ContactOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            Contact,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[Contact].of(page, Contact.of)
 
 
 @strawberry.type

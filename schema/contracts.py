@@ -14,7 +14,7 @@ from meihua.models import ApproverKind as ApproverKindModel
 from meihua.models import ContractStatus as ContractStatusModel
 from meihua.resolvers import approvals, contracts, org
 from meihua.resolvers.contracts import company_today
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.resolvers.payments import PlanStatus, plan_status, total_of
 from meihua.schema.context import Info
 from meihua.schema.customers import Customer
@@ -23,6 +23,7 @@ from meihua.schema.permissions import SignedIn
 from meihua.schema.relay import (
     Connection,
     Node,
+    connection,
     record_id,
     reference_id,
     to_global_id,
@@ -486,16 +487,16 @@ async def contract_page(
     before: str | None,
 ) -> Connection[Contract]:
     order = order_by or ContractOrder()
-    page = await paginate(
+    return await connection(
+        info,
         query,
         Ordering(order.field.value, order.descending),
+        Contract,
         first=first,
         after=after,
         last=last,
         before=before,
-        max_page=info.context.settings.page_size_max,
     )
-    return Connection[Contract].of(page, Contract.of)
 
 
 @strawberry.type

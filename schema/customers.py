@@ -13,11 +13,11 @@ import strawberry
 from meihua import models
 from meihua.resolvers import customer_transfer, customers, teams
 from meihua.resolvers.org import UNSET
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.contacts import Contact, DecisionCircle
 from meihua.schema.context import Info
 from meihua.schema.org import DeletePayload, User
-from meihua.schema.relay import Connection, Node, record_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, reference_id, to_global_id
 from meihua.schema.timeline import timeline_field
 
 if TYPE_CHECKING:
@@ -276,16 +276,16 @@ class CustomerQuery:
             ),
         )
         order = order_by or CustomerOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            Customer,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[Customer].of(page, Customer.of)
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import followups
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.activity import (
     RecordType,
     company_time,
@@ -19,7 +19,7 @@ from meihua.schema.activity import (
 )
 from meihua.schema.context import Info
 from meihua.schema.org import DeletePayload, User
-from meihua.schema.relay import Connection, Node, record_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, reference_id, to_global_id
 
 if TYPE_CHECKING:
     from meihua.schema.customers import Customer
@@ -159,16 +159,16 @@ class FollowUpQuery:
             ),
         )
         order = order_by or FollowUpOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            FollowUp,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[FollowUp].of(page, FollowUp.of)
 
 
 @strawberry.type

@@ -11,12 +11,11 @@ import strawberry
 from meihua import models
 from meihua.resolvers import lead_conversion, lead_pool, leads
 from meihua.resolvers.org import UNSET
-from meihua.resolvers.pagination import paginate
 from meihua.schema.contacts import DecisionRole
 from meihua.schema.context import Info
 from meihua.schema.customers import Customer
 from meihua.schema.org import DeletePayload, User
-from meihua.schema.relay import Connection, Node, record_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, reference_id, to_global_id
 from meihua.schema.timeline import timeline_field
 
 LeadStatus = strawberry.enum(
@@ -294,16 +293,16 @@ class LeadQuery:
             ),
         )
         order = order_by or LeadOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             leads.lead_ordering(order.field.value, order.descending),
+            Lead,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[Lead].of(page, Lead.of)
 
 
 @strawberry.type

@@ -11,7 +11,7 @@ import strawberry
 from meihua import models
 from meihua.models import OpportunityStatus as OpportunityStatusModel
 from meihua.resolvers import opportunities, org, stages
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.resolvers.products import line_amount
 from meihua.schema.context import Info
 from meihua.schema.customers import Customer
@@ -21,6 +21,7 @@ from meihua.schema.products import Product
 from meihua.schema.relay import (
     Connection,
     Node,
+    connection,
     record_id,
     reference_id,
     reference_ids,
@@ -334,16 +335,16 @@ class OpportunityQuery:
             ),
         )
         order = order_by or OpportunityOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            Opportunity,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[Opportunity].of(page, Opportunity.of)
 
 
 @strawberry.type

@@ -12,13 +12,14 @@ from meihua import models
 from meihua.models import DataScope as DataScopeModel
 from meihua.resolvers import auth, org
 from meihua.resolvers.hierarchy import department_subtree
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema.context import Info
 from meihua.schema.permissions import SignedIn
 from meihua.schema.relay import (
     Connection,
     Node,
+    connection,
     record_id,
     reference_id,
     reference_ids,
@@ -313,16 +314,16 @@ class OrgQuery:
             term = where.search.strip()
             query = query.filter(Q(username__icontains=term) | Q(name__icontains=term))
         order = order_by or UserOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            User,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[User].of(page, User.of)
 
 
 @strawberry.type

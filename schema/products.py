@@ -11,10 +11,10 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import products
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.context import Info
 from meihua.schema.permissions import SignedIn
-from meihua.schema.relay import Connection, Node, record_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, to_global_id
 
 
 @strawberry.type(description="Something the company sells; every signed-in user may read it.")
@@ -111,16 +111,16 @@ class ProductQuery:
             )
         )
         order = order_by or ProductOrder()
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering(order.field.value, order.descending),
+            Product,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[Product].of(page, Product.of)
 
 
 @strawberry.type

@@ -5,16 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
+from tortoise.queryset import QuerySet
 
 from meihua.resolvers.errors import BadUserInput, NotFound
-from meihua.resolvers.pagination import Page
+from meihua.resolvers.pagination import MAX_KEY, Ordering, Page, paginate
 
 T = TypeVar("T")
-
-MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
@@ -107,3 +106,27 @@ class Connection(Generic[T]):
             ),
             _page=page,
         )
+
+
+async def connection(
+    info: Any,
+    query: QuerySet,
+    ordering: Ordering,
+    node_type: Any,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection:
+    """One page of `query` as a connection of `node_type` (built with `node_type.of`)."""
+    page = await paginate(
+        query,
+        ordering,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        max_page=info.context.settings.page_size_max,
+    )
+    return Connection[node_type].of(page, node_type.of)

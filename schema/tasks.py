@@ -11,12 +11,12 @@ import strawberry
 from meihua import models
 from meihua.resolvers import tasks
 from meihua.resolvers.org import UNSET
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.activity import RecordType, company_time, record_global_id, record_reference
 from meihua.schema.context import Info
 from meihua.schema.followups import FollowUp
 from meihua.schema.org import DeletePayload, User
-from meihua.schema.relay import Connection, Node, record_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, Node, connection, record_id, reference_id, to_global_id
 
 if TYPE_CHECKING:
     from meihua.schema.customers import Customer
@@ -187,8 +187,7 @@ def _input(info: Info, data: CreateTaskInput | UpdateTaskInput) -> tasks.TaskInp
 
 
 async def _page(info: Info, query, ordering: Ordering, **window) -> Connection[Task]:
-    page = await paginate(query, ordering, max_page=info.context.settings.page_size_max, **window)
-    return Connection[Task].of(page, Task.of)
+    return await connection(info, query, ordering, Task, **window)
 
 
 @strawberry.type

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from meihua import models
 from meihua.resolvers import timeline
 from meihua.resolvers.access import Viewer
-from meihua.resolvers.pagination import Ordering, paginate
+from meihua.resolvers.pagination import Ordering
 from meihua.schema.activity import (
     RecordType,
     company_time,
@@ -23,7 +23,7 @@ from meihua.schema.activity import (
 from meihua.schema.context import Info
 from meihua.schema.followups import FollowUp
 from meihua.schema.org import User
-from meihua.schema.relay import Connection, from_global_id, reference_id, to_global_id
+from meihua.schema.relay import Connection, connection, from_global_id, reference_id, to_global_id
 from meihua.schema.tasks import Task
 
 TimelineKind = strawberry.enum(timeline.TimelineKind, description="What a timeline entry is.")
@@ -234,13 +234,13 @@ class TimelineQuery:
                 until=company_time(where.to, timezone),
             ),
         )
-        page = await paginate(
+        return await connection(
+            info,
             query,
             Ordering("created_at", descending=True),
+            OperationLogEntry,
             first=first,
             after=after,
             last=last,
             before=before,
-            max_page=info.context.settings.page_size_max,
         )
-        return Connection[OperationLogEntry].of(page, OperationLogEntry.of)

@@ -259,3 +259,24 @@ def org(db) -> Org:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@pytest.fixture
+def statements(db, monkeypatch) -> StatementCounter:
+    """Counts the SQL statements the database client runs (set `.count = 0` to restart)."""
+    counter = StatementCounter()
+    client_class = type(connections.get("default"))
+    for name in ("execute_query", "execute_query_dict"):
+        original = getattr(client_class, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            counter.count += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(client_class, name, counted)
+    return counter

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tortoise import connections
 
 from meihua.models import (
     Contact,
@@ -642,27 +641,6 @@ query($first: Int) {
   }
 }
 """
-
-
-class StatementCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-@pytest.fixture
-def statements(monkeypatch) -> StatementCounter:
-    """Counts the SQL statements the database client runs."""
-    counter = StatementCounter()
-    client_class = type(connections.get("default"))
-    for name in ("execute_query", "execute_query_dict"):
-        original = getattr(client_class, name)
-
-        def counted(self, *args, _original=original, **kwargs):
-            counter.count += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(client_class, name, counted)
-    return counter
 
 
 async def test_nested_contacts_and_circles_cost_the_same_for_ten_or_forty(gql, team, statements):

@@ -8,7 +8,6 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from tortoise import connections
 
 from meihua.models import (
     Contract,
@@ -935,26 +934,6 @@ query($first: Int) {
   }
 }
 """
-
-
-@pytest.fixture
-def statements(monkeypatch):
-    """Counts the SQL statements the app sends."""
-
-    class Counter:
-        count = 0
-
-    counter = Counter()
-    client_class = type(connections.get("default"))
-    for name in ("execute_query", "execute_query_dict"):
-        original = getattr(client_class, name)
-
-        def counted(self, *args, _original=original, **kwargs):
-            counter.count += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(client_class, name, counted)
-    return counter
 
 
 async def test_nested_opportunities_cost_the_same_for_ten_or_a_hundred(gql, team, statements):

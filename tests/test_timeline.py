@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tortoise import connections
 
 from meihua.models import (
     ApprovalDecision,
@@ -376,27 +375,6 @@ async def test_bad_paging_arguments(gql, team):
         result = await gql(TIMELINE, {"id": record, **variables}, as_user=team.alice)
         assert result.codes == ["BAD_USER_INPUT"], variables
         assert result.error["extensions"]["field"] == field
-
-
-class StatementCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-@pytest.fixture
-def statements(monkeypatch) -> StatementCounter:
-    """Counts the SQL statements the database client runs."""
-    counter = StatementCounter()
-    client_class = type(connections.get("default"))
-    for name in ("execute_query", "execute_query_dict"):
-        original = getattr(client_class, name)
-
-        def counted(self, *args, _original=original, **kwargs):
-            counter.count += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(client_class, name, counted)
-    return counter
 
 
 async def test_a_page_costs_the_same_for_few_or_many_entries(gql, team, statements):

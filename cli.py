@@ -113,6 +113,37 @@ def create_admin(username: str, password: str, name: str | None) -> None:
         raise click.ClickException(error.message) from None
 
 
+@main.command()
+@click.option("--demo", is_flag=True, help="Fill in a believable demo company.")
+@click.option("--customers", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed-value", type=int, default=None, help="Same value, same data.")
+def seed(demo: bool, customers: int, seed_value: int | None) -> None:
+    """Fill an empty database with demo data (refuses once customers exist)."""
+    from meihua.resolvers.demo import DEMO_PASSWORD, refuse_if_not_empty, seed_demo
+    from meihua.resolvers.errors import MeihuaError
+
+    if not demo:
+        raise click.UsageError("Demo data is the only kind there is: meihua seed --demo.")
+    settings = _settings()
+    _migrate(settings)
+
+    async def run():
+        await db.open_database(settings.database_url)
+        try:
+            await refuse_if_not_empty()  # before the progress bar shows
+            with click.progressbar(length=customers, label="Demo customers") as bar:
+                return await seed_demo(customers, seed=seed_value, progress=bar.update)
+        finally:
+            await db.close_database()
+
+    try:
+        summary = asyncio.run(run())
+    except MeihuaError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(", ".join(f"{count} {name}" for name, count in summary.counts.items()))
+    click.echo(f"Demo users (password {DEMO_PASSWORD!r}): {', '.join(summary.usernames)}")
+
+
 @main.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL SDL (what schema.graphql holds)."""

@@ -20,3 +20,17 @@ def test_readme_quick_start_serves(repo_root):
     first = _shell_blocks(readme)[0].strip()
     assert first.startswith("python3 -m venv .venv")
     assert first.endswith("&& meihua serve")
+
+
+def test_readme_graphql_examples_match_the_schema(repo_root):
+    from graphql import parse, validate
+
+    from meihua.schema import build_schema
+
+    schema = build_schema()._schema
+    readme = (repo_root / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        document = re.sub(r'"<[^>]+>"', '"placeholder"', block)
+        assert [e.message for e in validate(schema, parse(document))] == [], block

@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from meihua.schema.contacts import ContactMutation, ContactQuery
 from meihua.schema.contracts import ContractMutation, ContractQuery
+from meihua.schema.csv_io import CsvMutation, CsvQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.errors import ErrorCodes
 from meihua.schema.extensions import OperationScope, SafeParserCache
@@ -41,6 +42,7 @@ Query = merge_types(
         FollowUpQuery,
         TaskQuery,
         TimelineQuery,
+        CsvQuery,
     ),
 )
 Mutation = merge_types(
@@ -56,6 +58,7 @@ Mutation = merge_types(
         PaymentMutation,
         FollowUpMutation,
         TaskMutation,
+        CsvMutation,
     ),
 )
 

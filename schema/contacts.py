@@ -123,6 +123,16 @@ class ContactFilter:
         default=None, description="Matches name, phone, mobile or email."
     )
 
+    def domain(self) -> contacts.ContactFilter:
+        """The filter as the list and export functions take it."""
+        return contacts.ContactFilter(
+            customer_id=reference_id(self.customer_id, "Customer", "customerId")
+            if self.customer_id is not None
+            else None,
+            decision_role=self.decision_role,
+            search=self.search,
+        )
+
 
 @strawberry.enum
 class ContactOrderField(Enum):
@@ -199,13 +209,7 @@ class ContactQuery:
         where = filter or ContactFilter()
         query = await contacts.list_contacts(
             viewer,
-            contacts.ContactFilter(
-                customer_id=reference_id(where.customer_id, "Customer", "customerId")
-                if where.customer_id is not None
-                else None,
-                decision_role=where.decision_role,
-                search=where.search,
-            ),
+            where.domain(),
         )
         order = order_by or ContactOrder()
         return await connection(

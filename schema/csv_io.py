@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import strawberry
 
-from meihua.resolvers import contacts, customers, exports, imports, leads
+from meihua.resolvers import exports, imports
 from meihua.resolvers.csv_io import RowError
 from meihua.schema.contacts import ContactFilter
 from meihua.schema.context import Info
 from meihua.schema.customers import CustomerFilter
 from meihua.schema.leads import LeadFilter
-from meihua.schema.relay import reference_id
 
 
 @strawberry.type(description="A CSV file to save; `content` starts with a UTF-8 BOM for Excel.")
@@ -58,68 +57,24 @@ class ImportReport:
         )
 
 
-def _owner(owner_id: strawberry.ID | None) -> int | None:
-    return reference_id(owner_id, "User", "ownerId") if owner_id is not None else None
-
-
 @strawberry.type
 class CsvQuery:
     @strawberry.field(description="The customers the list would show, as CSV.")
     async def export_customers(self, info: Info, filter: CustomerFilter | None = None) -> CsvExport:
         viewer = info.context.viewer
-        where = filter or CustomerFilter()
-        file = await exports.export_customers(
-            viewer,
-            customers.CustomerFilter(
-                owner_id=_owner(where.owner_id),
-                search=where.search,
-                level=where.level,
-                industry=where.industry,
-                region=where.region,
-                source=where.source,
-                tag=where.tag,
-                locked=where.locked,
-                deal_status=where.deal_status,
-            ),
-        )
+        file = await exports.export_customers(viewer, (filter or CustomerFilter()).domain())
         return CsvExport.of(file)
 
     @strawberry.field(description="The leads the list would show, as CSV.")
     async def export_leads(self, info: Info, filter: LeadFilter | None = None) -> CsvExport:
         viewer = info.context.viewer
-        where = filter or LeadFilter()
-        file = await exports.export_leads(
-            viewer,
-            leads.LeadFilter(
-                status=where.status,
-                owner_id=_owner(where.owner_id),
-                in_pool=where.in_pool,
-                source=where.source,
-                industry=where.industry,
-                region=where.region,
-                created_from=where.created_from,
-                created_to=where.created_to,
-                followed_up_from=where.followed_up_from,
-                followed_up_to=where.followed_up_to,
-                search=where.search,
-            ),
-        )
+        file = await exports.export_leads(viewer, (filter or LeadFilter()).domain())
         return CsvExport.of(file)
 
     @strawberry.field(description="The contacts the list would show, as CSV.")
     async def export_contacts(self, info: Info, filter: ContactFilter | None = None) -> CsvExport:
         viewer = info.context.viewer
-        where = filter or ContactFilter()
-        file = await exports.export_contacts(
-            viewer,
-            contacts.ContactFilter(
-                customer_id=reference_id(where.customer_id, "Customer", "customerId")
-                if where.customer_id is not None
-                else None,
-                decision_role=where.decision_role,
-                search=where.search,
-            ),
-        )
+        file = await exports.export_contacts(viewer, (filter or ContactFilter()).domain())
         return CsvExport.of(file)
 
 

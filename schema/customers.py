@@ -183,6 +183,22 @@ class CustomerFilter:
     locked: bool | None = None
     deal_status: DealStatus | None = None
 
+    def domain(self) -> customers.CustomerFilter:
+        """The filter as the list and export functions take it."""
+        return customers.CustomerFilter(
+            owner_id=reference_id(self.owner_id, "User", "ownerId")
+            if self.owner_id is not None
+            else None,
+            search=self.search,
+            level=self.level,
+            industry=self.industry,
+            region=self.region,
+            source=self.source,
+            tag=self.tag,
+            locked=self.locked,
+            deal_status=self.deal_status,
+        )
+
 
 @strawberry.enum
 class CustomerOrderField(Enum):
@@ -261,19 +277,7 @@ class CustomerQuery:
         where = filter or CustomerFilter()
         query = await customers.list_customers(
             viewer,
-            customers.CustomerFilter(
-                owner_id=reference_id(where.owner_id, "User", "ownerId")
-                if where.owner_id is not None
-                else None,
-                search=where.search,
-                level=where.level,
-                industry=where.industry,
-                region=where.region,
-                source=where.source,
-                tag=where.tag,
-                locked=where.locked,
-                deal_status=where.deal_status,
-            ),
+            where.domain(),
         )
         order = order_by or CustomerOrder()
         return await connection(

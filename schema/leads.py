@@ -125,6 +125,24 @@ class LeadFilter:
         default=None, description="Matches the company or contact name, or the phone digits."
     )
 
+    def domain(self) -> leads.LeadFilter:
+        """The filter as the list and export functions take it."""
+        return leads.LeadFilter(
+            status=self.status,
+            owner_id=reference_id(self.owner_id, "User", "ownerId")
+            if self.owner_id is not None
+            else None,
+            in_pool=self.in_pool,
+            source=self.source,
+            industry=self.industry,
+            region=self.region,
+            created_from=self.created_from,
+            created_to=self.created_to,
+            followed_up_from=self.followed_up_from,
+            followed_up_to=self.followed_up_to,
+            search=self.search,
+        )
+
 
 @strawberry.enum
 class LeadOrderField(Enum):
@@ -276,21 +294,7 @@ class LeadQuery:
         where = filter or LeadFilter()
         query = await leads.list_leads(
             viewer,
-            leads.LeadFilter(
-                status=where.status,
-                owner_id=reference_id(where.owner_id, "User", "ownerId")
-                if where.owner_id is not None
-                else None,
-                in_pool=where.in_pool,
-                source=where.source,
-                industry=where.industry,
-                region=where.region,
-                created_from=where.created_from,
-                created_to=where.created_to,
-                followed_up_from=where.followed_up_from,
-                followed_up_to=where.followed_up_to,
-                search=where.search,
-            ),
+            where.domain(),
         )
         order = order_by or LeadOrder()
         return await connection(

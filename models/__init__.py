@@ -27,9 +27,11 @@ from meihua.models.contracts import (
     PaymentPlan,
 )
 from meihua.models.customers import Customer, CustomerTeamMember, DealStatus, TeamAccess
+from meihua.models.distribution import DistributionStrategy, LeadDistributionRule
 from meihua.models.events import Event
 from meihua.models.leads import Lead, LeadStatus
 from meihua.models.org import DataScope, Department, Role, User
+from meihua.models.pools import Pool, PoolMovement, PoolMovementKind, RecycleRule
 from meihua.models.sales import (
     Opportunity,
     OpportunityProduct,
@@ -40,6 +42,12 @@ from meihua.models.sales import (
 )
 
 __all__ = [
+    "RecycleRule",
+    "PoolMovementKind",
+    "PoolMovement",
+    "Pool",
+    "LeadDistributionRule",
+    "DistributionStrategy",
     "ApprovalDecision",
     "ApprovalRecord",
     "ApprovalStep",

@@ -50,15 +50,35 @@ class Customer(Model):
     created_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="created_customers", on_delete=fields.RESTRICT
     )
+    # The pool the customer belongs to: it sits there while it has no owner,
+    # and that pool's rules decide when it goes back there.
+    pool: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Pool", related_name="customers", null=True, on_delete=fields.RESTRICT
+    )
+    # When the current owner got it (created, claimed, assigned, transferred):
+    # the no-deal clock and a fresh claim start here.
+    taken_at = fields.DatetimeField(null=True)
+    pool_entered_at = fields.DatetimeField(null=True)
+    # Who owned it last before it went to the pool (the reclaim cool-down is theirs).
+    previous_owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    # The owner was warned of recycling for the current ownership.
+    recycle_warned_at = fields.DatetimeField(null=True)
+    # Marks the rows one set-based recycling statement moved, to read them back.
+    recycle_batch = fields.UUIDField(null=True, db_index=True)
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     owner_id: int | None
     created_by_id: int
+    pool_id: int | None
+    previous_owner_id: int | None
 
     class Meta:
         table = "customer"
+        indexes = (("pool_id", "owner_id"),)
 
 
 class CustomerTeamMember(Model):

@@ -1,11 +1,17 @@
 """Domain events: recorded with the change, published once it commits.
 
 Every change someone else may want to see live goes through `record_event`
-inside `transaction()`. The event row is written in the same transaction as
+inside `transaction()`. The event rows are written in the same transaction as
 the change (so an event exists exactly when its change does); after the
-commit its cursor is published on the bus, and the real-time layer delivers
-it to the subscribers allowed to see it. A rolled-back mutation publishes
-nothing.
+commit the bus rings, and every process's hub reads the new rows from the log
+and delivers them to the subscribers allowed to see them. A rolled-back
+mutation publishes nothing.
+
+Cursors are the log's ids, and a reader must never see id 11 before id 10:
+a client that got 11 and resumes `after: 11` would miss 10 for good. So the
+rows are written last, just before the commit, under a lock held until the
+commit: ids become visible in the order they were handed out. SQLite has a
+single writer and needs no lock.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from meihua.models import Event
@@ -46,11 +55,24 @@ async def transaction() -> AsyncIterator[None]:
     pending: list[Event] = []
     token = _pending.set(pending)
     try:
-        async with in_transaction():
+        async with in_transaction() as connection:
             yield
+            await _write_in_commit_order(connection, pending)
     finally:
         _pending.reset(token)
     await _publish(pending)
+
+
+# Any constant works; it only has to be the same in every process.
+_EVENT_LOG_LOCK = 0x6D65_6968
+
+
+async def _write_in_commit_order(connection: BaseDBAsyncClient, events: list[Event]) -> None:
+    if not events:
+        return
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [_EVENT_LOG_LOCK])
+    await Event.bulk_create(events, using_db=connection)
 
 
 async def record_event(
@@ -64,11 +86,11 @@ async def record_event(
     actor_id: int | None = None,
     payload: dict[str, Any] | None = None,
 ) -> Event:
-    """Write an event in the current transaction; it is published after commit."""
+    """Add an event to the current transaction; it is published after commit."""
     pending = _pending.get()
     if pending is None:
         raise RuntimeError("record_event must run inside subscriptions.events.transaction()")
-    event = await Event.create(
+    event = Event(
         kind=kind,
         record_type=record_type,
         record_id=record_id,
@@ -77,18 +99,19 @@ async def record_event(
         recipient_id=recipient_id,
         actor_id=actor_id,
         payload=payload or {},
+        created_at=datetime.now(UTC),
     )
     pending.append(event)
     return event
 
 
 async def _publish(events: list[Event]) -> None:
-    if _bus is None:
+    """Ring every process's hub once; they read the new events from the log."""
+    if _bus is None or not events:
         return
-    for event in events:
-        try:
-            await _bus.publish(EVENTS_CHANNEL, str(event.id))
-        except Exception:
-            # The change is committed and the event persisted: subscribers
-            # catch up from the log on replay, so a bus hiccup loses nothing.
-            logger.exception("could not publish event %s", event.id)
+    try:
+        await _bus.publish(EVENTS_CHANNEL, events[-1].kind)
+    except Exception:
+        # The change is committed and its events are in the log: hubs poll
+        # the log as well, so a bus hiccup delays delivery but loses nothing.
+        logger.exception("could not ring the event bus")

@@ -97,6 +97,7 @@ async def _reset(url: str) -> None:
     data_migrations = [
         importlib.import_module("meihua.migrations.0002_default_organization"),
         importlib.import_module("meihua.migrations.0004_default_sales_setup"),
+        importlib.import_module("meihua.migrations.0006_company_pool"),
     ]
     conn = connections.get("default")
     tables = _tables()
@@ -116,6 +117,7 @@ async def _reset(url: str) -> None:
     editor = SimpleNamespace(client=conn)
     await data_migrations[0].create_default_organization(apps, editor)
     await data_migrations[1].create_sales_setup(apps, editor)
+    await data_migrations[2].create_company_pool(apps, editor)
 
 
 @pytest.fixture

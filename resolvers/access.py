@@ -5,6 +5,8 @@ Every resolver goes through a `Viewer`:
 - `viewer.require(permission)` guards an operation (FORBIDDEN),
 - `viewer.visible_owner_ids()` is the set of owners inside the caller's data
   scope (None means everyone),
+- `viewer.pool_ids()` is the set of public pools the caller is a member of:
+  customers sitting in them (no owner) are visible too,
 - `visible_customers(viewer)` and friends scope a queryset, so a record
   outside the scope behaves as if it did not exist (NOT_FOUND, never
   FORBIDDEN, so ids cannot be probed).
@@ -25,6 +27,7 @@ from meihua.models import Customer, CustomerTeamMember, DataScope, Role, TeamAcc
 from meihua.resolvers.errors import Forbidden
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
 from meihua.resolvers.permissions import ALL_PERMISSIONS
+from meihua.resolvers.pool_membership import member_pool_ids
 
 
 class Viewer:
@@ -36,6 +39,7 @@ class Viewer:
         self._custom_departments = custom_departments
         self._owner_ids: set[int] | None = None
         self._owner_ids_loaded = False
+        self._pool_ids: set[int] | None = None
         if user.is_super_admin:
             self.permissions = frozenset(ALL_PERMISSIONS)
         else:
@@ -104,6 +108,12 @@ class Viewer:
             )
         return owners
 
+    async def pool_ids(self) -> set[int]:
+        """The public pools the viewer is a member of (sees into and claims from)."""
+        if self._pool_ids is None:
+            self._pool_ids = await member_pool_ids(self.user)
+        return self._pool_ids
+
     async def owner_filter(self, field: str = "owner_id") -> Q:
         """A Q limiting `field` to the owners in the viewer's scope."""
         owners = await self.visible_owner_ids()
@@ -125,10 +135,14 @@ class Viewer:
         return Subquery(memberships.values("customer_id"))
 
     async def customer_filter(self) -> Q:
-        """Customers the viewer sees: owner in scope, or a member of the team."""
+        """Customers the viewer sees: owner in scope, a member of the team, or
+        sitting (without an owner) in one of the viewer's pools."""
         if self.sees_everything:
             return Q()
-        return await self.owner_filter() | Q(id__in=self.team_customers())
+        visible = await self.owner_filter() | Q(id__in=self.team_customers())
+        if pools := await self.pool_ids():
+            visible |= Q(owner_id=None, pool_id__in=sorted(pools))
+        return visible
 
     async def owned_record_filter(self) -> Q:
         """Records with an owner under a customer (opportunities, contracts)."""
@@ -144,7 +158,11 @@ class Viewer:
         return Q(customer_id__in=Subquery(visible))
 
     async def may_write(self, owner_id: int | None, customer_id: int | None) -> bool:
-        """Write access to a visible record: owner in scope, or WRITE on the team."""
+        """Write access to a visible record: owner in scope, or WRITE on the team.
+
+        A customer in a pool has no owner and no team: its pool's members read
+        it and claim it before changing it (those who see everything may).
+        """
         if await self.in_scope(owner_id):
             return True
         if customer_id is None:
@@ -158,4 +176,6 @@ class Viewer:
 
     async def require_write(self, owner_id: int | None, customer_id: int | None) -> None:
         if not await self.may_write(owner_id, customer_id):
+            if owner_id is None and customer_id is not None:
+                raise Forbidden("This customer is in the public pool; claim it to change it.")
             raise Forbidden("You can read this record but not change it (team READ access).")

@@ -7,7 +7,9 @@ can stay on the team (READ or WRITE) or leave it.
 
 A transfer is an ownership decision: it needs `customer:transfer` and the
 customer's owner inside the caller's scope (team members cannot give a
-customer away). A list moves all or nothing.
+customer away). A customer in a public pool has no owner to give it away: it
+is assigned (`pool:assign`, with the pool's caps). A list moves all or
+nothing, and each move is kept in the customer's pool history.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from meihua.models import (
     Customer,
     CustomerTeamMember,
     Opportunity,
+    PoolMovementKind,
     RecordType,
     TeamAccess,
     User,
 )
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import require_ownership, visible_batch
-from meihua.resolvers.errors import BadUserInput
+from meihua.resolvers.errors import BadUserInput, Conflict
 from meihua.resolvers.oplog import log_operation
+from meihua.resolvers.pool_history import record_movement
 from meihua.resolvers.versioning import update_versioned
 from meihua.subscriptions.events import record_event, transaction
 
@@ -60,6 +64,8 @@ async def transfer_customers(
         customers = await visible_batch(viewer, ids)
         viewer.require(CUSTOMER_TRANSFER)
         for customer in customers:
+            if customer.owner_id is None:
+                raise Conflict(f"{customer.name} is in the public pool: assign it instead.")
             await require_ownership(viewer, customer)
         new_owner = await User.get_or_none(id=owner_id)
         if new_owner is None or not new_owner.is_active:
@@ -73,17 +79,23 @@ async def _transfer(
     previous = customer.owner_id
     if previous == new_owner.id:
         return customer
-    customer = await update_versioned(customer, None, owner_id=new_owner.id)
+    # A new ownership: the no-deal clock restarts and a recycle warning was the old owner's.
+    customer = await update_versioned(
+        customer,
+        None,
+        owner_id=new_owner.id,
+        taken_at=datetime.now(UTC),
+        recycle_warned_at=None,
+    )
     # The owner needs no seat on their own team.
     await CustomerTeamMember.filter(customer_id=customer.id, user_id=new_owner.id).delete()
-    if previous is not None:
-        await _settle_previous_owner(viewer, customer.id, previous, options.previous_owner)
+    await _settle_previous_owner(viewer, customer.id, previous, options.previous_owner)
     moved: dict[str, list[int]] = {"opportunityIds": [], "contractIds": []}
-    if previous is not None and options.with_opportunities:
+    if options.with_opportunities:
         moved["opportunityIds"] = await _move_owned(
             viewer, Opportunity, RecordType.OPPORTUNITY, customer.id, previous, new_owner.id
         )
-    if previous is not None and options.with_contracts:
+    if options.with_contracts:
         moved["contractIds"] = await _move_owned(
             viewer, Contract, RecordType.CONTRACT, customer.id, previous, new_owner.id
         )
@@ -95,6 +107,14 @@ async def _transfer(
         customer_id=customer.id,
         changes={"owner_id": [previous, new_owner.id]},
         summary=f"Transferred to {new_owner.name}",
+    )
+    await record_movement(
+        PoolMovementKind.TRANSFERRED,
+        customer,
+        actor_id=viewer.id,
+        previous_owner_id=previous,
+        new_owner_id=new_owner.id,
+        pool_id=customer.pool_id,
     )
     await record_event(
         "customer.transferred",

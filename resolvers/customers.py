@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -28,6 +29,7 @@ from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import clean_name
 from meihua.resolvers.permissions import CUSTOMER_CREATE, CUSTOMER_UPDATE
+from meihua.resolvers.pool_membership import home_pool_id
 from meihua.resolvers.versioning import update_versioned
 from meihua.subscriptions.events import record_event, transaction
 
@@ -110,6 +112,8 @@ class CustomerFilter:
     tag: str | None = None
     locked: bool | None = None
     deal_status: DealStatus | None = None
+    in_pool: bool | None = None
+    pool_id: int | None = None
 
 
 def _with_tag(query: QuerySet[Customer], tag: str) -> QuerySet[Customer]:
@@ -150,6 +154,10 @@ async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Cust
         query = query.filter(locked=where.locked)
     if where.deal_status is not None:
         query = query.filter(deal_status=where.deal_status)
+    if where.in_pool is not None:
+        query = query.filter(owner_id__isnull=where.in_pool)
+    if where.pool_id is not None:
+        query = query.filter(pool_id=where.pool_id)
     return query
 
 
@@ -238,13 +246,19 @@ async def _refuse_duplicate(viewer: Viewer, changes: dict[str, Any], exclude: in
 
 
 async def duplicate_error(viewer: Viewer, existing: Customer, field: str) -> Duplicate:
-    """DUPLICATE naming the owner only when the caller may see that customer."""
+    """DUPLICATE naming the owner (or the pool it sits in) only when the caller
+    may see that customer."""
     if existing.owner_id is not None and await viewer.in_scope(existing.owner_id):
         owner = await User.get(id=existing.owner_id)
         return Duplicate(
             f"A customer with this {field} already exists, owned by {owner.name}.",
             field=field,
             ownerName=owner.name,
+        )
+    if existing.owner_id is None and existing.pool_id in await viewer.pool_ids():
+        return Duplicate(
+            f"A customer with this {field} already exists in the public pool; claim it there.",
+            field=field,
         )
     return Duplicate(f"A customer with this {field} already exists.", field=field)
 
@@ -280,7 +294,13 @@ async def create_customer(viewer: Viewer, data: CustomerInput) -> Customer:
     try:
         async with transaction():
             await _refuse_duplicate(viewer, changes, exclude=None)
-            customer = await Customer.create(**changes, owner_id=viewer.id, created_by_id=viewer.id)
+            customer = await Customer.create(
+                **changes,
+                owner_id=viewer.id,
+                created_by_id=viewer.id,
+                pool_id=await home_pool_id(viewer.user),
+                taken_at=datetime.now(UTC),
+            )
             entered = {"owner_id": viewer.id, **changes}
             await record_customer_change(
                 viewer,

@@ -38,6 +38,8 @@ from meihua.models import (
     OpportunityStatus,
     Payment,
     PaymentPlan,
+    PoolMovement,
+    PoolMovementKind,
     Product,
     RecordType,
     Role,
@@ -50,6 +52,7 @@ from meihua.resolvers.auth import hash_password
 from meihua.resolvers.customers import normalize_name, normalize_phone
 from meihua.resolvers.errors import Conflict
 from meihua.resolvers.org import top_department
+from meihua.resolvers.pool_membership import home_pool_id
 
 DEMO_PASSWORD = "meihua-demo"
 USERNAME_PREFIX = "demo."
@@ -176,7 +179,10 @@ BULK_MODELS: list[type[Model]] = [
     Payment,
     FollowUp,
     Task,
+    PoolMovement,
 ]
+
+RELEASE_REASONS = ["预算冻结 Budget frozen", "联系不上 Cannot reach them", "暂无需求 No need now"]
 
 
 async def refuse_if_not_empty() -> None:
@@ -203,7 +209,11 @@ async def seed_demo(
     ids = _Ids()
     for model in BULK_MODELS:
         await ids.reserve(model)
-    builder = _Builder(rng, ids, users, stages, today=datetime.now(UTC).replace(microsecond=0))
+    # Each seller's customers belong to their home pool; worked out once, not per row.
+    pools = {users[key].id: await home_pool_id(users[key]) for key in SELLERS}
+    builder = _Builder(
+        rng, ids, users, stages, pools, today=datetime.now(UTC).replace(microsecond=0)
+    )
     counts = dict.fromkeys((model.__name__ for model in BULK_MODELS), 0)
     done = 0
     while done < customers:
@@ -273,11 +283,13 @@ class _Builder:
         ids: _Ids,
         users: dict[str, User],
         stages: list[OpportunityStage],
+        pools: dict[int, int | None],
         today: datetime,
     ) -> None:
         self.rng = rng
         self.ids = ids
         self.users = users
+        self.pools = pools  # seller id → their home pool
         self.sellers = [users[key] for key in SELLERS]
         self.finance = users["finance"]
         self.stages = stages
@@ -347,6 +359,8 @@ class _Builder:
                 owner_id=owner.id,
                 created_by_id=owner.id,
                 created_at=created_at,
+                pool_id=self.pools[owner.id],
+                taken_at=created_at,
             )
         )
         contacts = self._contacts(customer, owner)
@@ -362,6 +376,28 @@ class _Builder:
             self._task(customer, owner)
         if rng.random() < 0.1:
             self._open_lead(owner)
+        if not opportunities and rng.random() < 0.1:
+            self._release(customer, owner)
+
+    def _release(self, customer: Customer, owner: User) -> None:
+        """Some customers went back to the public pool (公海), as they do."""
+        released_at = self.ago(10)
+        customer.owner_id = None
+        customer.previous_owner_id = owner.id
+        customer.taken_at = None
+        customer.pool_entered_at = released_at
+        self.add(
+            PoolMovement(
+                id=self.ids(PoolMovement),
+                customer_id=customer.id,
+                pool_id=customer.pool_id,
+                kind=PoolMovementKind.RELEASED,
+                actor_id=owner.id,
+                previous_owner_id=owner.id,
+                reason=self.rng.choice(RELEASE_REASONS),
+                created_at=released_at,
+            )
+        )
 
     def _contacts(self, customer: Customer, owner: User) -> list[Contact]:
         roles = self.rng.sample(list(DecisionRole), self.rng.randrange(1, 4))

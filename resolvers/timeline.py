@@ -1,10 +1,11 @@
 """A record's history: its timeline and the operation log (操作日志).
 
-The timeline of a record merges four kinds of entry, newest first: its
-follow-ups, its tasks, its approval history (contracts) and its operation-log
-entries. A customer's timeline also holds everything under it (contacts,
-opportunities, contracts) except what sits under an opportunity or contract
-the viewer cannot see.
+The timeline of a record merges five kinds of entry, newest first: its
+follow-ups, its tasks, its approval history (contracts), its operation-log
+entries and its pool movements (customers: released, claimed, assigned,
+recycled, transferred). A customer's timeline also holds everything under it
+(contacts, opportunities, contracts) except what sits under an opportunity or
+contract the viewer cannot see.
 
 Pages use a keyset cursor over (time, kind, id): each kind is read with one
 statement (the page size plus one of its newest rows beyond the cursor) and
@@ -29,6 +30,8 @@ from meihua.models import (
     ApprovalRecord,
     FollowUp,
     OperationLog,
+    PoolMovement,
+    PoolMovementKind,
     RecordType,
     Task,
     TaskStatus,
@@ -48,6 +51,7 @@ class TimelineKind(StrEnum):
     TASK = "TASK"
     APPROVAL = "APPROVAL"
     OPERATION = "OPERATION"
+    POOL_MOVEMENT = "POOL_MOVEMENT"
 
 
 _RANK = {kind: rank for rank, kind in enumerate(TimelineKind)}
@@ -56,6 +60,8 @@ _RANK = {kind: rank for rank, kind in enumerate(TimelineKind)}
 # (a follow-up entered, a task created, an approval step); the operation log
 # keeps them.
 _RESTATED = ("FOLLOW_UP", "TASK_CREATE", *(decision.value for decision in ApprovalDecision))
+# A customer's own log entries its pool movements restate, with owners and reason.
+_MOVEMENT_ACTIONS = ("RELEASE", "CLAIM", "ASSIGN", "RECYCLE", "TRANSFER")
 
 _APPROVAL_WORDS = {
     ApprovalDecision.SUBMITTED: "Submitted for approval",
@@ -65,11 +71,30 @@ _APPROVAL_WORDS = {
 }
 
 
+_MOVEMENT_WORDS = {
+    PoolMovementKind.RELEASED: "Released to {pool}",
+    PoolMovementKind.CLAIMED: "Claimed from {pool} by {new}",
+    PoolMovementKind.ASSIGNED: "Assigned to {new} from {pool}",
+    PoolMovementKind.RECYCLED: "Recycled to {pool}",
+    PoolMovementKind.TRANSFERRED: "Transferred from {previous} to {new}",
+}
+
+
+def _describe_movement(row: PoolMovement) -> str:
+    """A movement in words; its pool and owners come loaded with it (see `_sources`)."""
+    text = _MOVEMENT_WORDS[row.kind].format(
+        pool=row.pool.name if row.pool else "a deleted pool",
+        previous=row.previous_owner.name if row.previous_owner else "nobody",
+        new=row.new_owner.name if row.new_owner else "nobody",
+    )
+    return f"{text}: {row.reason}" if row.reason else text
+
+
 @dataclass(frozen=True)
 class Entry:
     kind: TimelineKind
     at: datetime
-    row: Model  # FollowUp, Task, ApprovalRecord or OperationLog
+    row: Model  # FollowUp, Task, ApprovalRecord, OperationLog or PoolMovement
 
     @property
     def key(self) -> tuple[datetime, int, int]:
@@ -98,6 +123,8 @@ class Entry:
             return row.related_type, row.related_id
         if isinstance(row, ApprovalRecord):
             return RecordType.CONTRACT, row.contract_id
+        if isinstance(row, PoolMovement):
+            return RecordType.CUSTOMER, row.customer_id
         return row.record_type, row.record_id
 
     @property
@@ -113,6 +140,8 @@ class Entry:
             if row.step is not None:
                 text += f" (step {row.step})"
             return f"{text}: {row.comment}" if row.comment else text
+        if isinstance(row, PoolMovement):
+            return _describe_movement(row)
         return row.summary or f"{row.action.title()} {row.record_type.lower()}"
 
 
@@ -133,7 +162,7 @@ async def _sources(viewer: Viewer, record_type: RecordType, pk: int) -> list[_So
         approvals = ApprovalRecord.filter(contract__customer_id=pk)
         operations = OperationLog.filter(
             Q(customer_id=pk) | Q(record_type=RecordType.CUSTOMER, record_id=pk)
-        )
+        ).exclude(Q(record_type=RecordType.CUSTOMER, action__in=_MOVEMENT_ACTIONS))
         # One Q per exclusion: tortoise's exclude(a=…, b=…) means NOT a AND NOT b.
         for kind, ids in hidden.items():
             followups = followups.exclude(Q(target_type=kind, target_id__in=ids))
@@ -153,6 +182,11 @@ async def _sources(viewer: Viewer, record_type: RecordType, pk: int) -> list[_So
     ]
     if record_type in (RecordType.CUSTOMER, RecordType.CONTRACT):
         sources.append(_Source(TimelineKind.APPROVAL, approvals, "at"))
+    if record_type is RecordType.CUSTOMER:
+        movements = PoolMovement.filter(customer_id=pk).select_related(
+            "pool", "previous_owner", "new_owner"
+        )
+        sources.append(_Source(TimelineKind.POOL_MOVEMENT, movements, "created_at"))
     return sources
 
 

@@ -23,6 +23,7 @@ from meihua.schema.timeline import timeline_field
 if TYPE_CHECKING:
     from meihua.schema.contracts import Contract
     from meihua.schema.opportunities import Opportunity
+    from meihua.schema.pools import Pool, PoolMovement
 
 DealStatus = strawberry.enum(models.DealStatus, description="Whether the customer has bought.")
 TeamAccess = strawberry.enum(models.TeamAccess, description="What a team member may do.")
@@ -79,12 +80,23 @@ class Customer(Node):
     next_contact_at: datetime | None = strawberry.field(
         description="Set by follow-ups; read-only here."
     )
+    in_pool: bool = strawberry.field(
+        description="In a public pool (公海): no owner, claimable by the pool's members."
+    )
+    pool_entered_at: datetime | None = strawberry.field(
+        description="When it went into the pool, while it sits there."
+    )
+    taken_at: datetime | None = strawberry.field(
+        description="When its owner got it (created, claimed, assigned or transferred)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
     pk: strawberry.Private[int]
     owner_pk: strawberry.Private[int | None]
     created_by_pk: strawberry.Private[int]
+    pool_pk: strawberry.Private[int | None]
+    previous_owner_pk: strawberry.Private[int | None]
 
     @classmethod
     def of(cls, row: models.Customer) -> Customer:
@@ -103,12 +115,17 @@ class Customer(Node):
             locked=row.locked,
             last_follow_up_at=row.last_followup_at,
             next_contact_at=row.next_contact_at,
+            in_pool=row.owner_id is None,
+            pool_entered_at=row.pool_entered_at,
+            taken_at=row.taken_at,
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
             pk=row.id,
             owner_pk=row.owner_id,
             created_by_pk=row.created_by_id,
+            pool_pk=row.pool_id,
+            previous_owner_pk=row.previous_owner_id,
         )
 
     @strawberry.field
@@ -120,6 +137,33 @@ class Customer(Node):
     @strawberry.field
     async def created_by(self, info: Info) -> User:
         return User.of(await info.context.loaders.user.load(self.created_by_pk))
+
+    @strawberry.field(description="The pool it sits in, or goes back to when released or recycled.")
+    async def pool(
+        self, info: Info
+    ) -> Annotated[Pool, strawberry.lazy("meihua.schema.pools")] | None:
+        # Imported here: schema.pools imports this module for the mutations' results.
+        from meihua.schema.pools import Pool
+
+        if self.pool_pk is None:
+            return None
+        return Pool.of(await info.context.loaders.pool.load(self.pool_pk))
+
+    @strawberry.field(description="Who owned it before it last went into a pool.")
+    async def previous_owner(self, info: Info) -> User | None:
+        if self.previous_owner_pk is None:
+            return None
+        return User.of(await info.context.loaders.user.load(self.previous_owner_pk))
+
+    @strawberry.field(description="Every release, claim, assignment, recycling and transfer, "
+                      "newest first.")  # fmt: skip
+    async def pool_history(
+        self, info: Info
+    ) -> list[Annotated[PoolMovement, strawberry.lazy("meihua.schema.pools")]]:
+        from meihua.schema.pools import PoolMovement
+
+        rows = await info.context.loaders.pool_history_of_customer.load(self.pk)
+        return [PoolMovement.of(row) for row in rows]
 
     @strawberry.field(description="Colleagues sharing the customer, expired ones included.")
     async def team(self, info: Info) -> list[CustomerTeamMember]:
@@ -182,6 +226,13 @@ class CustomerFilter:
     tag: str | None = strawberry.field(default=None, description="Customers carrying this tag.")
     locked: bool | None = None
     deal_status: DealStatus | None = None
+    in_pool: bool | None = strawberry.field(
+        default=None, description="true: customers sitting in a pool; false: owned ones."
+    )
+    pool_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Customers belonging to this pool (with `inPool: true`, sitting in it).",
+    )
 
     def domain(self) -> customers.CustomerFilter:
         """The filter as the list and export functions take it."""
@@ -197,6 +248,10 @@ class CustomerFilter:
             tag=self.tag,
             locked=self.locked,
             deal_status=self.deal_status,
+            in_pool=self.in_pool,
+            pool_id=reference_id(self.pool_id, "Pool", "poolId")
+            if self.pool_id is not None
+            else None,
         )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Q
+from tortoise.functions import Count
 from tortoise.models import Model
 
 from meihua.models import (
@@ -29,6 +30,8 @@ from meihua.models import (
     OpportunityStageChange,
     Payment,
     PaymentPlan,
+    Pool,
+    PoolMovement,
     Product,
     RecordType,
     Role,
@@ -73,6 +76,29 @@ async def _children_of_departments(parent_ids: Sequence[int]) -> list[list[Depar
     for dept in await Department.filter(parent_id__in=set(parent_ids)).order_by("name", "id"):
         by_parent[dept.parent_id].append(dept)
     return [by_parent[pid] for pid in parent_ids]
+
+
+async def _departments_of_pools(pool_ids: Sequence[int]) -> list[list[Department]]:
+    pairs = await Pool.filter(id__in=set(pool_ids)).values_list("id", "departments__id")
+    dept_ids = {d for _, d in pairs if d is not None}
+    departments = {d.id: d for d in await Department.filter(id__in=dept_ids)}
+    by_pool: dict[int, list[Department]] = defaultdict(list)
+    for pool_id, dept_id in pairs:
+        if dept_id is not None:
+            by_pool[pool_id].append(departments[dept_id])
+    return [sorted(by_pool[pid], key=lambda d: (d.name, d.id)) for pid in pool_ids]
+
+
+async def _customers_in_pools(pool_ids: Sequence[int]) -> list[int]:
+    """How many customers sit in each pool (no owner) right now."""
+    rows = (
+        await Customer.filter(owner_id=None, pool_id__in=set(pool_ids))
+        .annotate(count=Count("id"))
+        .group_by("pool_id")
+        .values_list("pool_id", "count")
+    )
+    counts = dict(rows)
+    return [counts.get(pid, 0) for pid in pool_ids]
 
 
 async def _contacts_of_customers(customer_ids: Sequence[int]) -> list[list[Contact]]:
@@ -167,6 +193,10 @@ class Loaders:
         self.contacts_of_customer = DataLoader(load_fn=_contacts_of_customers)
         self.team_of_customer = DataLoader(load_fn=_team_of_customers)
         self.visible_customer = _visible_by_id(Customer, Viewer.customer_filter)
+        self.pool = _by_id(Pool)
+        self.departments_of_pool = DataLoader(load_fn=_departments_of_pools)
+        self.customers_in_pool = DataLoader(load_fn=_customers_in_pools)
+        self.pool_history_of_customer = _grouped(PoolMovement, "customer_id", "-created_at", "-id")
         self.opportunities_of_customer = _visible_grouped(
             Opportunity, Viewer.owned_record_filter, "customer_id", "-created_at", "-id"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -25,6 +25,9 @@ from meihua.schema.followups import FollowUp
 from meihua.schema.org import User
 from meihua.schema.relay import Connection, connection, from_global_id, reference_id, to_global_id
 from meihua.schema.tasks import Task
+
+if TYPE_CHECKING:
+    from meihua.schema.pools import PoolMovement
 
 TimelineKind = strawberry.enum(timeline.TimelineKind, description="What a timeline entry is.")
 
@@ -98,10 +101,14 @@ class TimelineEntry:
     task: Task | None
     approval: ApprovalEntry | None
     operation: OperationLogEntry | None
+    pool_movement: Annotated[PoolMovement, strawberry.lazy("meihua.schema.pools")] | None
     actor_pk: strawberry.Private[int | None]
 
     @classmethod
     def of(cls, entry: timeline.Entry) -> TimelineEntry:
+        # Imported here: schema.pools imports schema.customers, which imports this module.
+        from meihua.schema.pools import PoolMovement
+
         row = entry.row
         record_type, record_pk = entry.record
         return cls(
@@ -118,10 +125,11 @@ class TimelineEntry:
                 else None
             ),
             operation=(OperationLogEntry.of(row) if isinstance(row, models.OperationLog) else None),
+            pool_movement=(PoolMovement.of(row) if isinstance(row, models.PoolMovement) else None),
             actor_pk=entry.actor_id,
         )
 
-    @strawberry.field(description="Who wrote, scheduled, decided or did it.")
+    @strawberry.field(description="Who wrote, scheduled, decided, did or moved it.")
     async def actor(self, info: Info) -> User | None:
         if self.actor_pk is None:
             return None
@@ -170,7 +178,7 @@ def timeline_field(record_type: models.RecordType) -> Any:
         resolver=resolve,
         description="Follow-ups, tasks, approvals and changes, newest first"
         + (
-            "; with everything under the customer."
+            "; with its pool movements and everything under the customer."
             if record_type is models.RecordType.CUSTOMER
             else "."
         ),

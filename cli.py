@@ -5,12 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
 
 from meihua import db
 from meihua.settings import ConfigurationError, Settings
 from meihua.subscriptions.bus import EventBus
+
+if TYPE_CHECKING:
+    from meihua.resolvers.access import Viewer
+
+T = TypeVar("T")
+CSV_KINDS = ["customers", "leads", "contacts"]
+AS_HELP = (
+    "Act as this user: their permissions, their data scope [default: first active super admin]."
+)
 
 
 def _settings() -> Settings:
@@ -41,9 +53,64 @@ def _check_sqlite_file(database_url: str) -> None:
         ) from None
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings, err: bool = False) -> None:
     _check_sqlite_file(settings.database_url)
-    asyncio.run(db.migrate(settings.database_url, progress=click.echo))
+    asyncio.run(db.migrate(settings.database_url, progress=lambda line: click.echo(line, err=err)))
+
+
+def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with the database open; a refusal becomes a plain error message."""
+    from meihua.resolvers.errors import MeihuaError
+
+    async def run() -> T:
+        await db.open_database(settings.database_url)
+        try:
+            return await work()
+        finally:
+            await db.close_database()
+
+    try:
+        return asyncio.run(run())
+    except MeihuaError as error:
+        raise click.ClickException(error.message) from None
+
+
+async def _acting_as(username: str | None) -> Viewer:
+    """The Viewer of `--as`: the named active user, or the first active super admin."""
+    from meihua.models import User
+    from meihua.resolvers.access import Viewer
+    from meihua.resolvers.auth import normalize_username
+
+    if username is None:
+        admins = User.filter(is_super_admin=True, is_active=True)
+        user = await admins.order_by("id").first()
+        if user is None:
+            raise click.ClickException(
+                "There is no active super admin to act as: name a user with --as, "
+                "or create one with meihua create-admin."
+            )
+    else:
+        user = await User.get_or_none(username=normalize_username(username))
+        if user is None:
+            raise click.ClickException(f"There is no user {username!r}.")
+        if not user.is_active:
+            raise click.ClickException(f"User {username!r} is deactivated.")
+    return await Viewer.load(user)
+
+
+def _progress_bar(stack: ExitStack, label: str) -> Callable[[int, int], None]:
+    """An import's progress callback, drawing its bar once the rows are counted."""
+    bar = None
+    shown = 0
+
+    def progress(settled: int, total: int) -> None:
+        nonlocal bar, shown
+        if bar is None:
+            bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+        bar.update(settled - shown)
+        shown = settled
+
+    return progress
 
 
 @click.group()
@@ -144,9 +211,173 @@ def seed(demo: bool, customers: int, seed_value: int | None) -> None:
     click.echo(f"Demo users (password {DEMO_PASSWORD!r}): {', '.join(summary.usernames)}")
 
 
+async def _with_event_bus(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with its events ringing the bus, so servers deliver them at once."""
+    from meihua.subscriptions import events
+
+    bus = EventBus(settings.broadcast_url)
+    await bus.connect()
+    events.use_bus(bus)
+    try:
+        return await work()
+    finally:
+        events.use_bus(None)
+        await bus.disconnect()
+
+
+@main.command()
+def recycle() -> None:
+    """Send the customers the pools' rules say are due back to their pools, now.
+
+    The servers do this by themselves every MEIHUA_RECYCLE_INTERVAL seconds;
+    this is one pass on demand. Owners of customers due soon are warned.
+    """
+    from meihua.resolvers.recycling import recycle as recycle_pass
+
+    settings = _settings()
+    _migrate(settings)
+    report = _with_database(settings, lambda: _with_event_bus(settings, recycle_pass))
+    if not report.moved:
+        click.echo("Nothing to recycle.")
+    else:
+        total = len(report.moved)
+        click.echo(f"Moved {total} customer{'s' if total != 1 else ''} back to their pools:")
+        for (pool, rule), count in report.counts.items():
+            moved = [c for c in report.moved if (c.pool, c.rule) == (pool, rule)]
+            click.echo(f"  {pool}, {moved[0].reason}: {count}")
+            for customer in moved:
+                click.echo(f"    #{customer.id} {customer.name} (was {customer.previous_owner}'s)")
+    if report.warned:
+        click.echo(f"Warned the owners of {report.warned} customers due soon.")
+
+
+@main.command()
+def clock() -> None:
+    """Recycle and prune the event log on a schedule, in the foreground.
+
+    For the Procfile's `clock:` process. It runs every MEIHUA_RECYCLE_INTERVAL
+    seconds (300 when that is 0, which only turns the servers' own loop off)
+    until it gets SIGINT or SIGTERM.
+    """
+    import signal
+    from dataclasses import replace
+
+    from meihua.clock import run_periodically
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _migrate(settings)
+    settings = replace(settings, recycle_interval=settings.recycle_interval or 300)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        click.echo(f"Meihua clock: recycling every {settings.recycle_interval} s")
+        await run_periodically(settings, stop, at_once=True)
+
+    _with_database(settings, lambda: _with_event_bus(settings, run))
+    click.echo("Meihua clock stopped.")
+
+
 @main.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL SDL (what schema.graphql holds)."""
     from meihua.schema import print_sdl
 
     sys.stdout.write(print_sdl())
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(CSV_KINDS))
+@click.option("--as", "username", metavar="USERNAME", help=AS_HELP)
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Where to write; - for standard output [default: KIND-YYYYMMDD-HHMMSS.csv].",
+)
+def export_csv(kind: str, username: str | None, output: str | None) -> None:
+    """Write every customer, lead or contact the user sees as CSV.
+
+    The same file the API's export gives (UTF-8 with a BOM, for Excel), but
+    without its 10,000-row cap: the rows are read in batches.
+    """
+    from meihua.resolvers import csv_io, exports
+
+    export = exports.EXPORTS[kind]
+    output = output or exports.filename(kind)
+    to_stdout = output == "-"
+    settings = _settings()
+    _migrate(settings, err=to_stdout)  # standard output may be the file
+
+    async def run() -> int:
+        query = await exports.matching(export, await _acting_as(username))
+        total = await query.count()
+        written = 0
+        # Atomic: a failed export leaves no half-written file behind.
+        with (
+            click.open_file(output, "wb", atomic=True) as out,
+            click.progressbar(length=total, label=f"Exporting {kind}", file=sys.stderr) as bar,
+        ):
+            out.write(csv_io.encode(export.columns, []).encode())
+            async for rows in exports.batches(export, query):
+                out.write(csv_io.encode_rows(rows).encode())
+                written += len(rows)
+                bar.update(len(rows))
+        return written
+
+    written = _with_database(settings, run)
+    where = "standard output" if to_stdout else output
+    click.echo(f"Exported {written} {kind} to {where}.", err=to_stdout)
+
+
+@main.command("import")
+@click.argument("kind", type=click.Choice(CSV_KINDS))
+@click.argument("file", type=click.File("rb"))
+@click.option("--as", "username", metavar="USERNAME", help=AS_HELP)
+@click.option("--dry-run", is_flag=True, help="Check every row, write nothing.")
+def import_csv(kind: str, file: BinaryIO, username: str | None, dry_run: bool) -> None:
+    """Import customers, leads or contacts from a CSV FILE (- for standard input).
+
+    The rules are the API's: the header names the columns as `meihua export`
+    writes them; UTF-8 with or without a BOM, or GBK; at most 10,000 rows
+    and 5 MB.
+    Rows that break a rule are listed with their line numbers and skipped,
+    and all the others are imported, in one transaction, owned by the user.
+    The exit status is 1 when any row was rejected: check a file with
+    --dry-run first to import all or nothing.
+    """
+    from meihua.resolvers import csv_io, imports
+    from meihua.resolvers.errors import MeihuaError
+
+    importer = {
+        "customers": imports.import_customers,
+        "leads": imports.import_leads,
+        "contacts": imports.import_contacts,
+    }[kind]
+    try:
+        text = csv_io.decode(file.read())
+    except MeihuaError as error:
+        raise click.ClickException(error.message) from None
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> imports.ImportReport:
+        viewer = await _acting_as(username)
+        with ExitStack() as stack:
+            label = f"Checking {kind}" if dry_run else f"Importing {kind}"
+            return await importer(viewer, text, None, dry_run, _progress_bar(stack, label))
+
+    report = _with_database(settings, run)
+    if dry_run:
+        click.echo(f"Would import {report.imported} of {report.total} {kind} (dry run: no change).")
+    else:
+        click.echo(f"Imported {report.imported} of {report.total} {kind}.")
+    if report.errors:
+        click.echo(f"{len(report.errors)} rejected:", err=True)
+        for error in report.errors:
+            field = f" ({error.field})" if error.field else ""
+            click.echo(f"  line {error.line}{field}: {error.message}", err=True)
+        sys.exit(1)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import csv
 import io
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,10 +46,13 @@ class Row:
 
 def encode(headers: list[str], rows: Iterable[list[object]]) -> str:
     """CSV text with a BOM; None becomes an empty cell."""
+    return BOM + encode_rows(itertools.chain([headers], rows))
+
+
+def encode_rows(rows: Iterable[list[object]]) -> str:
+    """CSV lines alone, to follow `encode(headers, [])` when a file is written in parts."""
     out = io.StringIO()
-    out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(headers)
     for row in rows:
         writer.writerow(["" if cell is None else cell for cell in row])
     return out.getvalue()

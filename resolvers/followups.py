@@ -167,12 +167,15 @@ async def _advance_clocks(
     if next_contact_at is not None:
         changes["next_contact_at"] = next_contact_at
     not_newer = Q(last_followup_at=None) | Q(last_followup_at__lte=at)
+    # A customer's clock moved, so the recycling warning starts over.
+    customer_changes = {**changes, "recycle_warned_at": None}
+    target_changes = customer_changes if isinstance(target, Customer) else changes
     changed: dict[str, list[Any]] = {}
-    if await type(target).filter(not_newer, id=target.pk).update(**changes):
+    if await type(target).filter(not_newer, id=target.pk).update(**target_changes):
         changed = diff(target, changes)
     customer_id = customer_id_of(target)
     if customer_id is not None and not isinstance(target, Customer):
-        await Customer.filter(not_newer, id=customer_id).update(**changes)
+        await Customer.filter(not_newer, id=customer_id).update(**customer_changes)
     if isinstance(target, Lead):
         # A lead someone has talked to is being followed (跟进中).
         if await Lead.filter(id=target.pk, status=LeadStatus.NEW).update(

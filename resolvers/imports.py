@@ -3,7 +3,9 @@
 Every row passes the rules of the matching create mutation; a bad row is
 reported with its line number and skipped, the good ones are inserted in one
 transaction with bulk inserts. A dry run checks everything and writes
-nothing. Imported records belong to the importer.
+nothing. Imported records belong to the importer. A `progress(settled,
+total)` callback hears how many of the file's rows are dealt with as the
+inserts go (the command line draws its progress bar with it).
 
 The operation log gets ONE `IMPORT` entry per import, not one per row: ten
 thousand CREATE entries would bury everything else in the log. The entry
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -26,11 +29,14 @@ from meihua.resolvers.csv_io import TAG_SEPARATOR, Row, RowError, flag, read_row
 from meihua.resolvers.errors import BadUserInput, Duplicate, MeihuaError
 from meihua.resolvers.exports import CONTACT_COLUMNS, CUSTOMER_COLUMNS, LEAD_COLUMNS
 from meihua.resolvers.oplog import log_operation
+from meihua.resolvers.pool_membership import home_pool_id
 from meihua.subscriptions.events import transaction
 
 CUSTOMER_IMPORT = "customer:import"
 LEAD_IMPORT = "lead:import"
 BATCH = 500  # rows per INSERT statement
+
+Progress = Callable[[int, int], object]
 
 
 @dataclass
@@ -78,6 +84,25 @@ async def _log(viewer: Viewer, record_type: RecordType, first_id: int, count: in
         changes={"imported": [None, count]},
         summary=f"Imported {count} {record_type.value.lower()} records from a CSV file",
     )
+
+
+async def _save(
+    model: type, records: list, report: ImportReport, progress: Progress | None
+) -> bool:
+    """Insert `records` in batches (none on a dry run), telling `progress` first
+    of the rows not inserted, then batch by batch. Whether any were inserted."""
+    if report.dry_run:
+        records = []
+    settled = report.total - len(records)
+    if progress is not None:
+        progress(settled, report.total)
+    for start in range(0, len(records), BATCH):
+        batch = records[start : start + BATCH]
+        await model.bulk_create(batch)
+        settled += len(batch)
+        if progress is not None:
+            progress(settled, report.total)
+    return bool(records)
 
 
 async def _first_created(model: type, viewer: Viewer, count: int) -> Any:
@@ -139,7 +164,11 @@ async def _refuse_duplicates(viewer: Viewer, good: list, report: ImportReport) -
 
 
 async def import_customers(
-    viewer: Viewer, content: str | None, content_base64: str | None, dry_run: bool
+    viewer: Viewer,
+    content: str | None,
+    content_base64: str | None,
+    dry_run: bool,
+    progress: Progress | None = None,
 ) -> ImportReport:
     viewer.require(CUSTOMER_IMPORT)
     rows = read_rows(uploaded_text(content, content_base64), CUSTOMER_COLUMNS, "name")
@@ -148,14 +177,18 @@ async def import_customers(
     try:
         async with transaction():
             good = await _refuse_duplicates(viewer, good, report)
-            if good and not dry_run:
-                await Customer.bulk_create(
-                    [
-                        Customer(**changes, owner_id=viewer.id, created_by_id=viewer.id)
-                        for _, changes in good
-                    ],
-                    batch_size=BATCH,
+            pool_id, now = await home_pool_id(viewer.user), datetime.now(UTC)
+            records = [
+                Customer(
+                    **changes,
+                    owner_id=viewer.id,
+                    created_by_id=viewer.id,
+                    pool_id=pool_id,
+                    taken_at=now,
                 )
+                for _, changes in good
+            ]
+            if await _save(Customer, records, report, progress):
                 first = await Customer.get(name_key=good[0][1]["name_key"])
                 await _log(viewer, RecordType.CUSTOMER, first.id, len(good))
     except IntegrityError:
@@ -184,20 +217,21 @@ def _lead_changes(row: Row) -> dict[str, Any]:
 
 
 async def import_leads(
-    viewer: Viewer, content: str | None, content_base64: str | None, dry_run: bool
+    viewer: Viewer,
+    content: str | None,
+    content_base64: str | None,
+    dry_run: bool,
+    progress: Progress | None = None,
 ) -> ImportReport:
     viewer.require(LEAD_IMPORT)
     rows = read_rows(uploaded_text(content, content_base64), LEAD_COLUMNS, "companyName")
     report = ImportReport(dry_run, len(rows))
     good = _validated(rows, report, _lead_changes)
-    if good and not dry_run:
-        async with transaction():
-            created = [
-                Lead(**changes, owner_id=viewer.id, created_by_id=viewer.id) for _, changes in good
-            ]
-            await Lead.bulk_create(created, batch_size=BATCH)
-            first = await _first_created(Lead, viewer, len(good))
-            await _log(viewer, RecordType.LEAD, first.id, len(good))
+    records = [Lead(**changes, owner_id=viewer.id, created_by_id=viewer.id) for _, changes in good]
+    async with transaction():
+        if await _save(Lead, records, report, progress):
+            first = await _first_created(Lead, viewer, len(records))
+            await _log(viewer, RecordType.LEAD, first.id, len(records))
     report.imported = len(good)
     return report
 
@@ -267,7 +301,11 @@ def _primary_contacts(good: list, has_primary: set[int], report: ImportReport) -
 
 
 async def import_contacts(
-    viewer: Viewer, content: str | None, content_base64: str | None, dry_run: bool
+    viewer: Viewer,
+    content: str | None,
+    content_base64: str | None,
+    dry_run: bool,
+    progress: Progress | None = None,
 ) -> ImportReport:
     # Contacts are customer data: importing them is importing into customers.
     viewer.require(CUSTOMER_IMPORT)
@@ -283,13 +321,10 @@ async def import_contacts(
             )
         )
         good = _primary_contacts(good, has_primary, report)
-        if good and not dry_run:
-            await Contact.bulk_create(
-                [Contact(**changes, created_by_id=viewer.id) for _, changes in good],
-                batch_size=BATCH,
-            )
-            first = await _first_created(Contact, viewer, len(good))
-            await _log(viewer, RecordType.CONTACT, first.id, len(good))
+        records = [Contact(**changes, created_by_id=viewer.id) for _, changes in good]
+        if await _save(Contact, records, report, progress):
+            first = await _first_created(Contact, viewer, len(records))
+            await _log(viewer, RecordType.CONTACT, first.id, len(records))
     report.imported = len(good)
     report.errors.sort(key=lambda error: error.line)
     return report

@@ -1,0 +1,304 @@
+"""Recycling (回收): customers nobody works on go back to their pool by themselves.
+
+Each pool has three rules, each off while its days are null:
+
+- NO_FOLLOW_UP_NOT_DEALT and NO_FOLLOW_UP_DEALT: no follow-up for N days,
+  counted from the later of the last follow-up and the moment the owner took
+  the customer, so a fresh claim of a long-forgotten customer is not sent
+  straight back;
+- NO_DEAL: still not dealt M days after it was taken.
+
+A pass is set-based: one UPDATE per pool and rule moves every customer that
+is due and marks the rows with a fresh batch id, by which they are read back
+to keep their history, events and operation log. Only owned rows match, so a
+pass is idempotent and several workers may run it at once: a row moves in
+whichever UPDATE reaches it first and the others find it ownerless. Locked
+customers never move. A missing `taken_at` (rows older than pools) counts as
+long ago.
+
+Owners are warned once per ownership when a customer will be recycled within
+the pool's warning window; a new owner or a new follow-up clears the warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from tortoise.expressions import F, Q
+from tortoise.queryset import QuerySet
+
+from meihua.models import (
+    Customer,
+    CustomerTeamMember,
+    DealStatus,
+    OperationLog,
+    Pool,
+    PoolMovementKind,
+    RecordType,
+    RecycleRule,
+    User,
+)
+from meihua.resolvers.access import Viewer
+from meihua.resolvers.pool_history import record_movements
+from meihua.subscriptions.events import record_event, transaction
+
+logger = logging.getLogger("meihua.recycling")
+
+# The pool column holding each rule's days, in the order a pass applies them.
+RULE_DAYS = {
+    RecycleRule.NO_FOLLOW_UP_NOT_DEALT: "recycle_not_dealt_after_days",
+    RecycleRule.NO_FOLLOW_UP_DEALT: "recycle_dealt_after_days",
+    RecycleRule.NO_DEAL: "recycle_no_deal_after_days",
+}
+WARNING = "customer.recycle_warning"
+# The most rows `customers_due` answers with.
+MAX_DUE = 500
+
+
+def active_rules(pool: Pool) -> list[tuple[RecycleRule, int]]:
+    """The pool's rules that are on, with their days."""
+    rules = ((rule, getattr(pool, column)) for rule, column in RULE_DAYS.items())
+    return [(rule, days) for rule, days in rules if days is not None]
+
+
+def describe(rule: RecycleRule, days: int) -> str:
+    """The rule in words, as a recycled customer's history keeps it."""
+    if rule is RecycleRule.NO_DEAL:
+        return f"No deal within {days} days of being taken"
+    status = "dealt" if rule is RecycleRule.NO_FOLLOW_UP_DEALT else "not dealt"
+    return f"No follow-up for {days} days ({status} customer)"
+
+
+def due_condition(rule: RecycleRule, days: int, at: datetime) -> Q:
+    """The owned customers this rule recycles at `at`."""
+    cutoff = at - timedelta(days=days)
+    taken_before = Q(taken_at=None) | Q(taken_at__lt=cutoff)
+    if rule is RecycleRule.NO_DEAL:
+        return Q(taken_before, deal_status=DealStatus.NOT_DEALT)
+    quiet = Q(last_followup_at=None) | Q(last_followup_at__lt=cutoff)
+    return Q(taken_before, quiet, deal_status=_status_of(rule))
+
+
+def due_at(customer: Customer, rule: RecycleRule, days: int) -> datetime | None:
+    """When the rule recycles the customer (`due_condition` in Python).
+
+    None when the rule does not apply to it, `datetime.min` when it has been
+    due since before anyone can tell (no clock at all).
+    """
+    if rule is RecycleRule.NO_DEAL:
+        if customer.deal_status != DealStatus.NOT_DEALT:
+            return None
+        clocks = [customer.taken_at]
+    else:
+        if customer.deal_status != _status_of(rule):
+            return None
+        clocks = [customer.taken_at, customer.last_followup_at]
+    started = [clock for clock in clocks if clock is not None]
+    if not started:
+        return datetime.min.replace(tzinfo=UTC)
+    return max(started) + timedelta(days=days)
+
+
+def _status_of(rule: RecycleRule) -> DealStatus:
+    if rule is RecycleRule.NO_FOLLOW_UP_DEALT:
+        return DealStatus.DEALT
+    return DealStatus.NOT_DEALT
+
+
+def _recyclable(pool: Pool) -> QuerySet[Customer]:
+    return Customer.filter(pool_id=pool.id, owner_id__isnull=False, locked=False)
+
+
+# --- the pass ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecycledCustomer:
+    id: int
+    name: str
+    pool: str
+    rule: RecycleRule
+    reason: str
+    previous_owner_id: int
+    previous_owner: str
+
+
+@dataclass
+class RecycleReport:
+    """What one pass did."""
+
+    at: datetime
+    moved: list[RecycledCustomer] = field(default_factory=list)
+    # (pool name, rule) → customers moved
+    counts: dict[tuple[str, RecycleRule], int] = field(default_factory=dict)
+    warned: int = 0
+
+
+async def recycle(now: datetime | None = None) -> RecycleReport:
+    """One pass over every pool: recycle what is due, then warn of what soon will be."""
+    now = now or datetime.now(UTC)
+    report = RecycleReport(at=now)
+    for pool in await Pool.all().order_by("id"):
+        rules = active_rules(pool)
+        for rule, days in rules:
+            moved = await _recycle_by(pool, rule, days, now)
+            if moved:
+                report.counts[pool.name, rule] = len(moved)
+                report.moved.extend(moved)
+        if pool.warning_days > 0:
+            for rule, days in rules:
+                report.warned += await _warn_by(pool, rule, days, now)
+    if report.moved or report.warned:
+        logger.info("recycled %d customers, warned of %d", len(report.moved), report.warned)
+    return report
+
+
+async def _recycle_by(
+    pool: Pool, rule: RecycleRule, days: int, now: datetime
+) -> list[RecycledCustomer]:
+    batch = uuid4()
+    reason = describe(rule, days)
+    async with transaction():
+        # SET expressions see the row as it was: previous_owner_id gets the old owner.
+        moved = (
+            await _recyclable(pool)
+            .filter(due_condition(rule, days, now))
+            .update(
+                owner_id=None,
+                previous_owner_id=F("owner_id"),
+                pool_entered_at=now,
+                taken_at=None,
+                recycle_warned_at=None,
+                recycle_batch=batch,
+                version=F("version") + 1,
+                updated_at=now,
+            )
+        )
+        if not moved:
+            return []
+        customers = await Customer.filter(recycle_batch=batch).order_by("id")
+        ids = [customer.id for customer in customers]
+        previous = {customer.id: customer.previous_owner_id for customer in customers}
+        # Back in the pool, a customer has no team: the next owner builds theirs.
+        await CustomerTeamMember.filter(customer_id__in=ids).delete()
+        await record_movements(
+            PoolMovementKind.RECYCLED,
+            customers,
+            actor_id=None,
+            previous_owner_ids=previous,
+            new_owner_id=None,
+            pool_id=pool.id,
+            reason=reason,
+            rule=rule,
+            at=now,
+        )
+        await OperationLog.bulk_create(
+            [
+                OperationLog(
+                    actor_id=None,
+                    action="RECYCLE",
+                    record_type=RecordType.CUSTOMER,
+                    record_id=customer.id,
+                    customer_id=customer.id,
+                    changes={"owner_id": [customer.previous_owner_id, None]},
+                    summary=f"Recycled to {pool.name}: {reason}"[:500],
+                    created_at=now,
+                )
+                for customer in customers
+            ]
+        )
+    owners = dict(await User.filter(id__in=set(previous.values())).values_list("id", "name"))
+    return [
+        RecycledCustomer(
+            id=customer.id,
+            name=customer.name,
+            pool=pool.name,
+            rule=rule,
+            reason=reason,
+            previous_owner_id=customer.previous_owner_id,
+            previous_owner=owners.get(customer.previous_owner_id, ""),
+        )
+        for customer in customers
+    ]
+
+
+async def _warn_by(pool: Pool, rule: RecycleRule, days: int, now: datetime) -> int:
+    """Warn the owners of customers this rule recycles within the warning window."""
+    batch = uuid4()
+    horizon = now + timedelta(days=pool.warning_days)
+    async with transaction():
+        warned = (
+            await _recyclable(pool)
+            .filter(due_condition(rule, days, horizon), recycle_warned_at=None)
+            .update(recycle_warned_at=now, recycle_batch=batch)
+        )
+        if not warned:
+            return 0
+        for customer in await Customer.filter(recycle_batch=batch).order_by("id"):
+            await record_event(
+                WARNING,
+                record_type=RecordType.CUSTOMER.value,
+                record_id=customer.id,
+                owner_id=customer.owner_id,
+                customer_id=customer.id,
+                recipient_id=customer.owner_id,
+                payload={
+                    "due_at": max(due_at(customer, rule, days), now).isoformat(),
+                    "rule": rule.value,
+                    "reason": describe(rule, days),
+                    "pool_id": pool.id,
+                    "name": customer.name,
+                },
+            )
+    return warned
+
+
+# --- what will be recycled -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecycleDue:
+    customer: Customer
+    rule: RecycleRule
+    due_at: datetime
+    reason: str
+
+
+async def customers_due(viewer: Viewer, before: datetime | None = None) -> list[RecycleDue]:
+    """Owned customers in the viewer's scope that a rule recycles before `before`.
+
+    Without `before`, each pool's warning window from now. Soonest first, at
+    most MAX_DUE; a customer due by several rules is listed by the first.
+    """
+    now = datetime.now(UTC)
+    horizons: dict[int, datetime] = {}
+    rules: dict[int, list[tuple[RecycleRule, int]]] = {}
+    by_pool: list[Q] = []
+    for pool in await Pool.all():
+        if not (active := active_rules(pool)):
+            continue
+        horizon = before or now + timedelta(days=pool.warning_days)
+        horizons[pool.id], rules[pool.id] = horizon, active
+        by_rule = Q(*(due_condition(rule, days, horizon) for rule, days in active), join_type="OR")
+        by_pool.append(Q(by_rule, pool_id=pool.id))
+    if not by_pool:
+        return []
+    rows = (
+        await Customer.filter(Q(*by_pool, join_type="OR"), await viewer.owner_filter())
+        .filter(owner_id__isnull=False, locked=False)
+        .order_by("taken_at", "id")
+        .limit(MAX_DUE)
+    )
+    listed = []
+    for row in rows:
+        dues = [
+            (when, rule, days)
+            for rule, days in rules[row.pool_id]
+            if (when := due_at(row, rule, days)) is not None and when < horizons[row.pool_id]
+        ]
+        when, rule, days = min(dues, key=lambda due: due[0])
+        listed.append(RecycleDue(row, rule, max(when, now), describe(rule, days)))
+    return sorted(listed, key=lambda due: (due.due_at, due.customer.id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from meihua.models import Lead, RecordType
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
+from meihua.resolvers.lead_handover import hand_over
 from meihua.resolvers.leads import LEAD_UPDATE, MAX_REASON, active_user, refuse_converted
 from meihua.resolvers.oplog import log_operation
 from meihua.resolvers.records import LEAD_DISTRIBUTE, visible
@@ -49,7 +50,7 @@ async def transfer_leads(viewer: Viewer, ids: list[int], owner_id: int) -> list[
             raise Conflict("A lead in the lead pool is assigned, not transferred.")
         summary = f"Transferred to {new_owner.name}"
         return [
-            await _hand_over(viewer, lead, new_owner.id, "TRANSFER", "lead.transferred", summary)
+            await hand_over(viewer, lead, new_owner.id, "TRANSFER", "lead.transferred", summary)
             for lead in leads
         ]
 
@@ -63,7 +64,7 @@ async def assign_leads(viewer: Viewer, ids: list[int], owner_id: int) -> list[Le
             refuse_converted(lead)
         summary = f"Assigned to {new_owner.name}"
         return [
-            await _hand_over(viewer, lead, new_owner.id, "ASSIGN", "lead.assigned", summary)
+            await hand_over(viewer, lead, new_owner.id, "ASSIGN", "lead.assigned", summary)
             for lead in leads
         ]
 
@@ -100,31 +101,3 @@ async def release_leads(viewer: Viewer, ids: list[int], reason: str | None) -> l
                 )
             released.append(lead)
         return released
-
-
-async def _hand_over(
-    viewer: Viewer, lead: Lead, new_owner: int, action: str, kind: str, summary: str
-) -> Lead:
-    """A new owner for one lead, logged and announced to the recipient."""
-    previous = lead.owner_id
-    if previous == new_owner:
-        return lead
-    lead = await update_versioned(lead, None, owner_id=new_owner)
-    await log_operation(
-        viewer.id,
-        action,
-        RecordType.LEAD,
-        lead.id,
-        changes={"owner_id": [previous, new_owner]},
-        summary=summary,
-    )
-    await record_event(
-        kind,
-        record_type=RecordType.LEAD.value,
-        record_id=lead.id,
-        owner_id=new_owner,
-        recipient_id=new_owner,  # "a lead was handed to me"
-        actor_id=viewer.id,
-        payload={"fromOwnerId": previous, "toOwnerId": new_owner, "version": lead.version},
-    )
-    return lead

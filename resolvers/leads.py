@@ -25,6 +25,7 @@ from meihua.models import FollowUp, Lead, LeadStatus, RecordType, Task, User
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import normalize_phone
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
+from meihua.resolvers.lead_distribution import distribute_new_lead
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
 from meihua.resolvers.pagination import Ordering
@@ -195,7 +196,8 @@ async def _first_owner(viewer: Viewer, owner_id: Any) -> int | None:
     """Who a new lead belongs to: its creator unless told otherwise.
 
     Entering a lead into the pool (`None`) or for a colleague is distributing
-    it, so that needs `lead:distribute`.
+    it, so that needs `lead:distribute`. A lead entered into the pool is
+    handed out at once by the distribution rules when one takes it.
     """
     if owner_id is UNSET or owner_id == viewer.id:
         return viewer.id
@@ -221,7 +223,9 @@ async def create_lead(viewer: Viewer, data: LeadInput, owner_id: Any = UNSET) ->
             {k: [None, plain(v)] for k, v in entered.items() if k not in _KEYS and v},
             f"Entered lead {lead.company_name}",
         )
-        if owner is not None and owner != viewer.id:
+        if owner is None:
+            return await distribute_new_lead(viewer, lead)
+        if owner != viewer.id:
             await record_event(
                 "lead.assigned",
                 record_type=RecordType.LEAD.value,

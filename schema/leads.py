@@ -172,7 +172,8 @@ class CreateLeadInput:
     owner_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET,
         description="Defaults to the creator; null (the lead pool) or a colleague needs "
-        "`lead:distribute`.",
+        "`lead:distribute`. A lead entered into the pool goes at once to the first "
+        "distribution rule that takes it, and stays in the pool when none does.",
     )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from meihua.models import ApprovalStep, DataScope, Department, Role, User
 from meihua.resolvers.access import Viewer
@@ -26,6 +25,7 @@ from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
 from meihua.resolvers.permissions import ORG_MANAGE, unknown_permissions
 from meihua.resolvers.versioning import update_versioned
+from meihua.subscriptions.events import record_event, transaction
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 UNSET: Any = object()  # a field the caller did not send
@@ -41,6 +41,20 @@ def clean_name(value: str, field: str, max_length: int = 100) -> str:
 
 
 # --- departments -------------------------------------------------------------
+
+
+async def org_changed(viewer: Viewer, change: str, pk: int | None) -> None:
+    """Tell every event hub to work out again what people may see (and who is gone).
+
+    Recorded first thing in the transaction, it is only kept if the change commits.
+    """
+    await record_event(
+        "user.deactivated" if change == "user.deactivated" else "org.changed",
+        record_type="ORG",
+        record_id=pk or 0,
+        actor_id=viewer.id,
+        payload={"change": change},
+    )
 
 
 async def top_department() -> Department:
@@ -74,7 +88,8 @@ async def _lock_children_of(parent_id: int | None) -> None:
 async def create_department(viewer: Viewer, name: str, parent_id: int | None) -> Department:
     viewer.require(ORG_MANAGE)
     name = clean_name(name, "name")
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "department.created", None)
         parent = await (_department(parent_id, "parentId") if parent_id else top_department())
         await _lock_children_of(parent.id)
         await _check_sibling_name(name, parent.id)
@@ -91,7 +106,8 @@ async def update_department(
 ) -> Department:
     viewer.require(ORG_MANAGE)
     changes: dict[str, Any] = {}
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "department.updated", pk)
         department = await _department(pk)
         if name is not None:
             changes["name"] = clean_name(name, "name")
@@ -116,7 +132,8 @@ async def update_department(
 
 async def delete_department(viewer: Viewer, pk: int) -> int:
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "department.deleted", pk)
         department = await _department(pk)
         if department.parent_id is None:
             raise Conflict("The top department cannot be deleted.")
@@ -191,7 +208,8 @@ async def _validated_role(data: RoleInput, current: Role | None) -> tuple[dict, 
 
 async def create_role(viewer: Viewer, data: RoleInput) -> Role:
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "role.created", None)
         changes, departments = await _validated_role(data, None)
         try:
             role = await Role.create(**changes)
@@ -208,7 +226,8 @@ async def update_role(
     viewer: Viewer, pk: int, data: RoleInput, expected_version: int | None
 ) -> Role:
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "role.updated", pk)
         role = await Role.get_or_none(id=pk)
         if role is None:
             raise NotFound("No such role.")
@@ -232,7 +251,8 @@ async def update_role(
 
 async def delete_role(viewer: Viewer, pk: int) -> int:
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "role.deleted", pk)
         role = await Role.get_or_none(id=pk)
         if role is None:
             raise NotFound("No such role.")
@@ -347,7 +367,8 @@ async def create_user(viewer: Viewer, data: UserInput) -> User:
     ):
         if value is None:
             raise BadUserInput(f"`{field}` is required.", field=field)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "user.created", None)
         changes, roles = await _validated_user(data, None)
         changes.setdefault("manager_id", None)
         try:
@@ -366,7 +387,8 @@ async def update_user(
 ) -> User:
     """Edit a user; with a new username, name and password this hands the account over."""
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "user.updated", pk)
         user = await _get_user(pk)
         _guard_super_admin_accounts(viewer, user, data)
         changes, roles = await _validated_user(data, user)
@@ -392,7 +414,8 @@ async def update_user(
 
 async def set_user_active(viewer: Viewer, pk: int, active: bool) -> User:
     viewer.require(ORG_MANAGE)
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "user.activated" if active else "user.deactivated", pk)
         user = await _get_user(pk)
         _guard_super_admin_accounts(viewer, user, UserInput())
         if user.is_active == active:
@@ -411,7 +434,8 @@ async def change_own_password(viewer: Viewer, current: str, new: str) -> User:
     if not verify_password(user.password_hash, current):
         raise BadUserInput("The current password is wrong.", field="currentPassword")
     check_password_strength(new, field="newPassword")
-    async with in_transaction():
+    async with transaction():
+        await org_changed(viewer, "user.password_changed", viewer.id)
         return await update_versioned(
             user,
             None,

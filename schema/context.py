@@ -14,6 +14,7 @@ from meihua.resolvers.auth import TokenSigner
 from meihua.resolvers.errors import Unauthenticated
 from meihua.schema.loaders import Loaders
 from meihua.settings import Settings
+from meihua.subscriptions.hub import EventHub
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Context:
     response: Response | WebSocket | None
     settings: Settings
     signer: TokenSigner
+    # This process's event hub (subscriptions follow it); None outside the app.
+    hub: EventHub | None = None
     token: str | None = None
     # WebSocket clients authenticate in `connection_init`; strawberry fills this.
     connection_params: dict | None = None

@@ -14,6 +14,7 @@ from meihua.resolvers.customers import get_visible_customer
 from meihua.resolvers.errors import NotFound
 from meihua.resolvers.followups import get_visible_followup
 from meihua.resolvers.opportunities import get_visible_opportunity
+from meihua.resolvers.pools import get_visible_pool
 from meihua.resolvers.records import get_visible
 from meihua.resolvers.tasks import get_visible_task
 from meihua.schema.contacts import Contact
@@ -24,6 +25,7 @@ from meihua.schema.followups import FollowUp
 from meihua.schema.leads import Lead
 from meihua.schema.opportunities import Opportunity, OpportunityStage
 from meihua.schema.org import Department, Role, User
+from meihua.schema.pools import Pool
 from meihua.schema.products import Product
 from meihua.schema.relay import Node, from_global_id
 from meihua.schema.tasks import Task
@@ -79,6 +81,10 @@ async def _task(viewer: Viewer, pk: int) -> Node:
     return Task.of(await get_visible_task(viewer, pk))
 
 
+async def _pool(viewer: Viewer, pk: int) -> Node:
+    return Pool.of(await get_visible_pool(viewer, pk))
+
+
 NODE_LOADERS: dict[str, Callable[[Viewer, int], Awaitable[Node | None]]] = {
     "User": _directory(models.User, User.of),
     "Department": _directory(models.Department, Department.of),
@@ -94,7 +100,19 @@ NODE_LOADERS: dict[str, Callable[[Viewer, int], Awaitable[Node | None]]] = {
     "Product": _directory(models.Product, Product.of),
     "FollowUp": _followup,
     "Task": _task,
+    "Pool": _pool,
 }
+
+
+async def visible_node(viewer: Viewer, type_name: str, pk: int) -> Node | None:
+    """The object if the viewer may see it, else None."""
+    load = NODE_LOADERS.get(type_name)
+    if load is None:
+        return None
+    try:
+        return await load(viewer, pk)
+    except NotFound:
+        return None
 
 
 @strawberry.type
@@ -106,8 +124,7 @@ class NodeQuery:
             type_name, pk = from_global_id(id)
         except ValueError:
             raise NotFound("No such object.") from None
-        load = NODE_LOADERS.get(type_name)
-        found = await load(viewer, pk) if load else None
+        found = await visible_node(viewer, type_name, pk)
         if found is None:
             raise NotFound("No such object.")
         return found

@@ -15,7 +15,9 @@ the next.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -27,8 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import uvicorn
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from websockets.asyncio.client import ClientConnection, connect
 
 from meihua import db as meihua_db
 from meihua.app import create_app
@@ -282,3 +286,95 @@ def statements(db, monkeypatch) -> StatementCounter:
 
         monkeypatch.setattr(client_class, name, counted)
     return counter
+
+
+WS_TIMEOUT = 5
+
+
+@pytest.fixture
+async def ws_url(app) -> AsyncIterator[str]:
+    """The app (lifespan already entered by the `app` fixture) on a real socket."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(WS_TIMEOUT):
+            while not server.started:
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, WS_TIMEOUT)
+
+
+class LiveClient:
+    """One signed-in graphql-transport-ws connection, for subscription tests."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._ids = 0
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self._ids += 1
+        op_id = str(self._ids)
+        payload = {"query": query, "variables": variables or {}}
+        await self.ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+        return op_id
+
+    async def message(self, timeout: float = WS_TIMEOUT) -> dict[str, Any]:
+        """The next protocol message that is not a ping."""
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message.get("type") == "ping":
+                await self.ws.send(json.dumps({"type": "pong"}))
+                continue
+            return message
+
+    async def next(self, op_id: str) -> dict[str, Any]:
+        """The data of the next event of a subscription (fails on an error)."""
+        message = await self.message()
+        assert message.get("id") == op_id and message["type"] == "next", message
+        assert not message["payload"].get("errors"), message
+        return message["payload"]["data"]
+
+    async def error(self, op_id: str) -> dict[str, Any]:
+        """The extensions of the error that ends a subscription."""
+        message = await self.message()
+        assert message.get("id") == op_id, message
+        if message["type"] == "error":
+            return message["payload"][0]["extensions"]
+        assert message["type"] == "next" and message["payload"].get("errors"), message
+        return message["payload"]["errors"][0]["extensions"]
+
+    async def silent(self, seconds: float = 0.5) -> bool:
+        """True when nothing arrives for a while."""
+        try:
+            message = await self.message(timeout=seconds)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"expected silence, got {message}")
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@pytest.fixture
+async def live(ws_url, gql) -> AsyncIterator:
+    """`await live(user)`: a signed-in subscription client; all are closed at the end."""
+    clients: list[LiveClient] = []
+
+    async def open_for(user: User) -> LiveClient:
+        ws = await connect(ws_url, subprotocols=["graphql-transport-ws"])
+        init = {"Authorization": f"Bearer {gql.token(user)}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), WS_TIMEOUT))
+        assert ack["type"] == "connection_ack", ack
+        client = LiveClient(ws)
+        clients.append(client)
+        return client
+
+    yield open_for
+    for client in clients:
+        await client.close()

@@ -1,0 +1,285 @@
+"""Live events over WebSocket: the pool, stage changes, records being edited, notifications.
+
+Every subscription takes `after:`, the last cursor the client received: it
+first replays what the client missed, then goes live, with no gap and no
+duplicate. Each event reaches a subscriber only if they may see its record
+when it is delivered (the hub checks per event; strawberry's permission
+classes only run once, at subscribe time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from meihua.models import Event
+from meihua.resolvers.errors import NotFound
+from meihua.schema.context import Info
+from meihua.schema.customers import Customer
+from meihua.schema.loaders import Loaders
+from meihua.schema.node import visible_node
+from meihua.schema.opportunities import Opportunity, OpportunityStage
+from meihua.schema.org import User
+from meihua.schema.permissions import SignedIn
+from meihua.schema.pools import Pool
+from meihua.schema.recycling import RecycleRule
+from meihua.schema.relay import Node, from_global_id, to_global_id
+from meihua.subscriptions import delivery
+
+
+@strawberry.enum(description="How a customer moved in or out of a pool.")
+class PoolEventKind(Enum):
+    RELEASED = "RELEASED"
+    CLAIMED = "CLAIMED"
+    ASSIGNED = "ASSIGNED"
+    RECYCLED = "RECYCLED"
+
+
+@strawberry.enum(description="What a personal notification is about.")
+class NotificationKind(Enum):
+    TASK_ASSIGNED = "TASK_ASSIGNED"
+    TASK_COMPLETED = "TASK_COMPLETED"
+    APPROVAL_REQUESTED = "APPROVAL_REQUESTED"
+    APPROVAL_DECIDED = "APPROVAL_DECIDED"
+    CUSTOMER_ASSIGNED = "CUSTOMER_ASSIGNED"
+    CUSTOMER_TRANSFERRED = "CUSTOMER_TRANSFERRED"
+    RECYCLE_WARNING = "RECYCLE_WARNING"
+    LEAD_ASSIGNED = "LEAD_ASSIGNED"
+    ADDED_TO_TEAM = "ADDED_TO_TEAM"
+    OPPORTUNITY_TRANSFERRED = "OPPORTUNITY_TRANSFERRED"
+    CONTRACT_TRANSFERRED = "CONTRACT_TRANSFERRED"
+
+
+async def _user(info: Info, pk: int | None) -> User | None:
+    if pk is None:
+        return None
+    return User.of(await info.context.loaders.user.load(pk))
+
+
+@strawberry.interface(description="Something that happened, in the order of the event log.")
+class LiveEvent:
+    cursor: str = strawberry.field(description="Pass the last one you got as `after:`.")
+    at: datetime
+    actor_pk: strawberry.Private[int | None]
+
+    @strawberry.field(description="Who did it; null when the system did (recycling).")
+    async def actor(self, info: Info) -> User | None:
+        return await _user(info, self.actor_pk)
+
+
+@strawberry.type(description="A customer released to, claimed from, assigned or recycled.")
+class PoolEvent(LiveEvent):
+    kind: PoolEventKind
+    reason: str | None
+    rule: RecycleRule | None = strawberry.field(description="For RECYCLED: the rule.")
+    customer_pk: strawberry.Private[int]
+    pool_pk: strawberry.Private[int | None]
+    previous_owner_pk: strawberry.Private[int | None]
+    new_owner_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def of(cls, event: Event) -> PoolEvent:
+        return cls(
+            cursor=str(event.id),
+            at=event.created_at,
+            actor_pk=event.actor_id,
+            kind=PoolEventKind(delivery.POOL_KINDS[event.kind]),
+            reason=event.payload.get("reason"),
+            rule=RecycleRule(event.payload["rule"]) if event.payload.get("rule") else None,
+            customer_pk=event.record_id,
+            pool_pk=event.payload.get("pool_id"),
+            previous_owner_pk=event.payload.get("previous_owner_id"),
+            new_owner_pk=event.payload.get("new_owner_id"),
+        )
+
+    @strawberry.field(description="The customer as it is now.")
+    async def customer(self, info: Info) -> Customer:
+        row = await info.context.loaders.customer.load(self.customer_pk)
+        if row is None:
+            raise NotFound("This customer has been deleted.")
+        return Customer.of(row)
+
+    @strawberry.field(description="The pool it went to or came from.")
+    async def pool(self, info: Info) -> Pool | None:
+        if self.pool_pk is None:
+            return None
+        row = await info.context.loaders.pool.load(self.pool_pk)
+        return Pool.of(row) if row is not None else None
+
+    @strawberry.field
+    async def previous_owner(self, info: Info) -> User | None:
+        return await _user(info, self.previous_owner_pk)
+
+    @strawberry.field
+    async def new_owner(self, info: Info) -> User | None:
+        return await _user(info, self.new_owner_pk)
+
+
+@strawberry.type(description="An opportunity moved stage, was won or was lost.")
+class OpportunityStageEvent(LiveEvent):
+    status: str = strawberry.field(description="OPEN, WON or LOST after the move.")
+    opportunity_pk: strawberry.Private[int]
+    from_stage_pk: strawberry.Private[int | None]
+    to_stage_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def of(cls, event: Event) -> OpportunityStageEvent:
+        return cls(
+            cursor=str(event.id),
+            at=event.created_at,
+            actor_pk=event.actor_id,
+            status=event.payload.get("status") or "OPEN",
+            opportunity_pk=event.record_id,
+            from_stage_pk=event.payload.get("fromStageId"),
+            to_stage_pk=event.payload.get("toStageId"),
+        )
+
+    @strawberry.field(description="The opportunity as it is now.")
+    async def opportunity(self, info: Info) -> Opportunity:
+        node = await visible_node(info.context.viewer, "Opportunity", self.opportunity_pk)
+        if node is None:
+            raise NotFound("This opportunity is gone.")
+        return node
+
+    @strawberry.field
+    async def from_stage(self, info: Info) -> OpportunityStage | None:
+        return await self._stage(info, self.from_stage_pk)
+
+    @strawberry.field
+    async def to_stage(self, info: Info) -> OpportunityStage | None:
+        return await self._stage(info, self.to_stage_pk)
+
+    @staticmethod
+    async def _stage(info: Info, pk: int | None) -> OpportunityStage | None:
+        if pk is None:
+            return None
+        row = await info.context.loaders.opportunity_stage.load(pk)
+        return OpportunityStage.of(row) if row is not None else None
+
+
+@strawberry.type(description="Someone changed a record you are looking at.")
+class RecordChange(LiveEvent):
+    kind: str = strawberry.field(description="The event, e.g. `customer.changed`.")
+    record_id: strawberry.ID
+    fields: list[str] = strawberry.field(description="The fields that changed, if any.")
+    version: int | None = strawberry.field(description="The record's version after the change.")
+    type_name: strawberry.Private[str]
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, event: Event, type_name: str) -> RecordChange:
+        return cls(
+            cursor=str(event.id),
+            at=event.created_at,
+            actor_pk=event.actor_id,
+            kind=event.kind,
+            record_id=to_global_id(type_name, event.record_id),
+            fields=list(event.payload.get("fields") or []),
+            version=event.payload.get("version"),
+            type_name=type_name,
+            pk=event.record_id,
+        )
+
+    @strawberry.field(description="The record as it is now; null once it is deleted.")
+    async def record(self, info: Info) -> Node | None:
+        return await visible_node(info.context.viewer, self.type_name, self.pk)
+
+
+@strawberry.type(description="Something addressed to you (a task, an approval, a customer).")
+class Notification(LiveEvent):
+    kind: NotificationKind
+    title: str
+    record_id: strawberry.ID | None
+    type_name: strawberry.Private[str | None]
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, event: Event) -> Notification:
+        type_name = delivery.NODE_TYPES.get(event.record_type)
+        return cls(
+            cursor=str(event.id),
+            at=event.created_at,
+            actor_pk=event.actor_id,
+            kind=NotificationKind(delivery.NOTIFICATION_KINDS[event.kind]),
+            title=delivery.notification_title(event),
+            record_id=to_global_id(type_name, event.record_id) if type_name else None,
+            type_name=type_name,
+            pk=event.record_id,
+        )
+
+    @strawberry.field(description="What it is about, if you may still see it.")
+    async def record(self, info: Info) -> Node | None:
+        if self.type_name is None:
+            return None
+        return await visible_node(info.context.viewer, self.type_name, self.pk)
+
+
+def _fresh(info: Info) -> None:
+    # A subscription's context lives as long as it does; each event is
+    # resolved with fresh loaders, so it never shows rows cached earlier, and
+    # as the user is now, so a narrowed scope narrows the nested fields too.
+    info.context.loaders = Loaders()
+    viewer = info.context.hub.viewer_of(info.context.viewer.id)
+    if viewer is not None:
+        info.context._viewer = viewer
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=[SignedIn],
+        description="Customers moving in and out of the pools you may see (公海).",
+    )
+    async def pool_events(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[PoolEvent, None]:
+        hub = info.context.hub
+        async for event in hub.follow(info.context.viewer.id, delivery.pool_event, after):
+            _fresh(info)
+            yield PoolEvent.of(event)
+
+    @strawberry.subscription(
+        permission_classes=[SignedIn],
+        description="Opportunities you may see moving stage, won or lost.",
+    )
+    async def opportunity_stage_changed(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[OpportunityStageEvent, None]:
+        hub = info.context.hub
+        async for event in hub.follow(info.context.viewer.id, delivery.stage_change, after):
+            _fresh(info)
+            yield OpportunityStageEvent.of(event)
+
+    @strawberry.subscription(
+        permission_classes=[SignedIn],
+        description="Who changes the record you are viewing, and its new version.",
+    )
+    async def record_changed(
+        self, info: Info, id: strawberry.ID, after: str | None = None
+    ) -> AsyncGenerator[RecordChange, None]:
+        try:
+            type_name, pk = from_global_id(id)
+        except ValueError:
+            raise NotFound("No such object.") from None
+        record_type = delivery.RECORD_TYPES.get(type_name)
+        if record_type is None or await visible_node(info.context.viewer, type_name, pk) is None:
+            raise NotFound("No such object.")
+        accept = delivery.changes_of(record_type, pk)
+        async for event in info.context.hub.follow(info.context.viewer.id, accept, after):
+            _fresh(info)
+            yield RecordChange.of(event, type_name)
+
+    @strawberry.subscription(
+        permission_classes=[SignedIn],
+        description="Tasks, approvals and customers handed to you, and recycle warnings.",
+    )
+    async def my_notifications(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[Notification, None]:
+        hub = info.context.hub
+        async for event in hub.follow(info.context.viewer.id, delivery.notification, after):
+            _fresh(info)
+            yield Notification.of(event)

@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL (HTTP, GraphiQL, WebSocket) and health checks."""
+"""The ASGI application: GraphQL (HTTP, GraphiQL, WebSocket), health checks, the pool board."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
-from meihua import db
+from meihua import db, pages
+from meihua.clock import Clock
 from meihua.resolvers.auth import TokenSigner, authenticate
 from meihua.resolvers.errors import Unauthenticated
 from meihua.schema import build_schema
@@ -25,25 +26,31 @@ from meihua.schema.context import Context
 from meihua.settings import Settings
 from meihua.subscriptions import events
 from meihua.subscriptions.bus import EventBus
+from meihua.subscriptions.hub import EventHub
 
 logger = logging.getLogger("meihua")
 
 
 class MeihuaGraphQL(GraphQL):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hub: EventHub) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=settings.cors_origins,
         )
         self.settings = settings
+        self.hub = hub
         self.signer = TokenSigner(
             settings.secret_key, timedelta(minutes=settings.token_lifetime_minutes)
         )
 
     async def get_context(self, request: Request | WebSocket, response) -> Context:
         return Context(
-            request=request, response=response, settings=self.settings, signer=self.signer
+            request=request,
+            response=response,
+            settings=self.settings,
+            signer=self.signer,
+            hub=self.hub,
         )
 
     async def on_ws_connect(self, context: Context):
@@ -59,7 +66,9 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
     """The app. Tests pass `open_database=False` and bring their own tortoise context."""
     settings = settings or Settings.from_env()
     bus = EventBus(settings.broadcast_url)
-    graphql = MeihuaGraphQL(settings)
+    hub = EventHub(bus, queue_size=settings.subscriber_queue_size)
+    clock = Clock(settings)
+    graphql = MeihuaGraphQL(settings, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -68,9 +77,13 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
             await db.open_database(settings.database_url)
         await bus.connect()
         events.use_bus(bus)
+        await hub.start()
+        clock.start()
         try:
             yield
         finally:
+            await clock.stop()
+            await hub.stop()
             events.use_bus(None)
             await bus.disconnect()
             if open_database:
@@ -89,6 +102,8 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Route("/pool", pages.pool_board),
+            Mount("/static", pages.assets(), name="static"),
         ],
         middleware=[
             Middleware(
@@ -103,4 +118,5 @@ def create_app(settings: Settings | None = None, *, open_database: bool = True) 
     )
     app.state.settings = settings
     app.state.bus = bus
+    app.state.hub = hub
     return app

@@ -55,6 +55,13 @@ class Settings:
     introspection: bool = True
     graphiql: bool = True
     timezone: str = "Asia/Shanghai"
+    # Live events a subscriber may have waiting before it is closed (it resumes with `after:`).
+    subscriber_queue_size: int = 1000
+    # Seconds between recycling passes inside each server process; 0 leaves them to
+    # `meihua clock`.
+    recycle_interval: int = 300
+    # How long the event log keeps events (and `after:` can replay them), in hours.
+    event_retention_hours: int = 168
 
     @property
     def production(self) -> bool:
@@ -92,6 +99,9 @@ class Settings:
             introspection=_bool(env.get("MEIHUA_INTROSPECTION"), mode != "production"),
             graphiql=_bool(env.get("MEIHUA_GRAPHIQL"), mode != "production"),
             timezone=env.get("MEIHUA_TIMEZONE") or cls.timezone,
+            subscriber_queue_size=_int(env, "MEIHUA_SUBSCRIBER_QUEUE_SIZE", 1000),
+            recycle_interval=_int(env, "MEIHUA_RECYCLE_INTERVAL", 300),
+            event_retention_hours=_int(env, "MEIHUA_EVENT_RETENTION_HOURS", 168),
         )
         if not settings.database_url.startswith(DATABASE_SCHEMES):
             raise ConfigurationError(
@@ -102,6 +112,12 @@ class Settings:
             raise ConfigurationError("MEIHUA_TOKEN_LIFETIME_MINUTES must be positive")
         if not 1 <= settings.page_size_max <= 1000:
             raise ConfigurationError("MEIHUA_PAGE_SIZE_MAX must be between 1 and 1000")
+        if not 10 <= settings.subscriber_queue_size <= 100_000:
+            raise ConfigurationError("MEIHUA_SUBSCRIBER_QUEUE_SIZE must be between 10 and 100000")
+        if settings.recycle_interval < 0:
+            raise ConfigurationError("MEIHUA_RECYCLE_INTERVAL must be 0 (off) or more seconds")
+        if settings.event_retention_hours < 1:
+            raise ConfigurationError("MEIHUA_EVENT_RETENTION_HOURS must be at least 1")
         return settings
 
     def warn_if_insecure(self) -> None:

@@ -17,12 +17,16 @@ from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.errors import ErrorCodes
 from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
+from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
 from meihua.schema.leads import LeadMutation, LeadQuery
 from meihua.schema.node import NodeQuery
 from meihua.schema.opportunities import OpportunityMutation, OpportunityQuery
 from meihua.schema.org import OrgMutation, OrgQuery
 from meihua.schema.payments import PaymentMutation, PaymentQuery
+from meihua.schema.pools import PoolMutation, PoolQuery
 from meihua.schema.products import ProductMutation, ProductQuery
+from meihua.schema.recycling import RecyclingQuery
+from meihua.schema.subscriptions import LiveEvent, Subscription
 from meihua.schema.tasks import TaskMutation, TaskQuery
 from meihua.schema.timeline import TimelineQuery
 from meihua.settings import Settings
@@ -33,7 +37,9 @@ Query = merge_types(
         OrgQuery,
         NodeQuery,
         CustomerQuery,
+        PoolQuery,
         LeadQuery,
+        LeadDistributionQuery,
         ContactQuery,
         OpportunityQuery,
         ProductQuery,
@@ -43,6 +49,7 @@ Query = merge_types(
         TaskQuery,
         TimelineQuery,
         CsvQuery,
+        RecyclingQuery,
     ),
 )
 Mutation = merge_types(
@@ -50,7 +57,9 @@ Mutation = merge_types(
     (
         OrgMutation,
         CustomerMutation,
+        PoolMutation,
         LeadMutation,
+        LeadDistributionMutation,
         ContactMutation,
         OpportunityMutation,
         ProductMutation,
@@ -83,7 +92,13 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if settings is not None and not settings.introspection:
         extensions.append(DisableIntrospection)
-    return MeihuaSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return MeihuaSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        types=[LiveEvent],
+    )
 
 
 def print_sdl() -> str:

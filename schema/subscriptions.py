@@ -9,14 +9,17 @@ classes only run once, at subscribe time).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import suppress
 from datetime import datetime
 from enum import Enum
 
 import strawberry
+from starlette.websockets import WebSocket
 
 from meihua.models import Event
-from meihua.resolvers.errors import NotFound
+from meihua.resolvers.errors import NotFound, Unauthenticated
 from meihua.schema.context import Info
 from meihua.schema.customers import Customer
 from meihua.schema.loaders import Loaders
@@ -28,6 +31,7 @@ from meihua.schema.pools import Pool
 from meihua.schema.recycling import RecycleRule
 from meihua.schema.relay import Node, from_global_id, to_global_id
 from meihua.subscriptions import delivery
+from meihua.subscriptions.hub import Accept
 
 
 @strawberry.enum(description="How a customer moved in or out of a pool.")
@@ -217,6 +221,25 @@ class Notification(LiveEvent):
         return await visible_node(info.context.viewer, self.type_name, self.pk)
 
 
+async def _follow(info: Info, accept: Accept, after: str | None) -> AsyncIterator[Event]:
+    """The hub's events for the signed-in user; a signed-out user's socket is closed."""
+    try:
+        async for event in info.context.hub.follow(info.context.viewer.id, accept, after):
+            _fresh(info)
+            yield event
+    except Unauthenticated:
+        if isinstance(info.context.request, WebSocket):
+            asyncio.create_task(_close_soon(info.context.request))
+        raise
+
+
+async def _close_soon(websocket: WebSocket) -> None:
+    # After the error has gone out on the socket, so the client knows why.
+    await asyncio.sleep(0.2)
+    with suppress(Exception):
+        await websocket.close(code=4403, reason="Signed out")
+
+
 def _fresh(info: Info) -> None:
     # A subscription's context lives as long as it does; each event is
     # resolved with fresh loaders, so it never shows rows cached earlier, and
@@ -236,9 +259,7 @@ class Subscription:
     async def pool_events(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[PoolEvent, None]:
-        hub = info.context.hub
-        async for event in hub.follow(info.context.viewer.id, delivery.pool_event, after):
-            _fresh(info)
+        async for event in _follow(info, delivery.pool_event, after):
             yield PoolEvent.of(event)
 
     @strawberry.subscription(
@@ -248,9 +269,7 @@ class Subscription:
     async def opportunity_stage_changed(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[OpportunityStageEvent, None]:
-        hub = info.context.hub
-        async for event in hub.follow(info.context.viewer.id, delivery.stage_change, after):
-            _fresh(info)
+        async for event in _follow(info, delivery.stage_change, after):
             yield OpportunityStageEvent.of(event)
 
     @strawberry.subscription(
@@ -267,9 +286,7 @@ class Subscription:
         record_type = delivery.RECORD_TYPES.get(type_name)
         if record_type is None or await visible_node(info.context.viewer, type_name, pk) is None:
             raise NotFound("No such object.")
-        accept = delivery.changes_of(record_type, pk)
-        async for event in info.context.hub.follow(info.context.viewer.id, accept, after):
-            _fresh(info)
+        async for event in _follow(info, delivery.changes_of(record_type, pk), after):
             yield RecordChange.of(event, type_name)
 
     @strawberry.subscription(
@@ -279,7 +296,5 @@ class Subscription:
     async def my_notifications(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[Notification, None]:
-        hub = info.context.hub
-        async for event in hub.follow(info.context.viewer.id, delivery.notification, after):
-            _fresh(info)
+        async for event in _follow(info, delivery.notification, after):
             yield Notification.of(event)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from meihua.models import DataScope, Event, User
 from meihua.resolvers.errors import LimitExceeded
@@ -198,6 +199,10 @@ async def test_a_deactivated_user_is_cut_off(gql, live, team, org):
         as_user=admin,
     )
     assert (await client.error(op))["code"] == "UNAUTHENTICATED"
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await client.message()
+    assert client.ws.close_code == 4403
 
 
 async def test_a_cursor_older_than_the_retention_is_refused(gql, live, team):
@@ -393,3 +398,28 @@ async def test_recycling_is_pushed_with_its_rule(gql, live, team):
     assert recycled["actor"] is None
     assert recycled["previousOwner"] == {"username": "an"}
     assert (await Customer.get(name="Dormant")).owner_id is None
+
+
+async def test_legacy_graphql_ws_clients_get_live_events_too(gql, ws_url, team):
+    import json
+
+    from websockets.asyncio.client import connect
+
+    _, an, _ = team
+    deal = await opportunity_of(gql, an, "Turbines")
+    stages = await stage_ids(gql, an)
+    async with connect(ws_url, subprotocols=["graphql-ws"]) as ws:
+        init = {"Authorization": f"Bearer {gql.token(an)}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": STAGE_EVENTS}}))
+        await asyncio.sleep(0.2)
+        await gql.ok(MOVE, {"id": deal, "s": stages[1]}, as_user=an)
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if message["type"] != "ka":
+                break
+    assert message["type"] == "data", message
+    assert message["payload"]["data"]["opportunityStageChanged"]["opportunity"] == {
+        "name": "Turbines"
+    }

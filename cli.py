@@ -138,7 +138,7 @@ def serve(host: str, port: int, workers: int) -> None:
     _migrate(settings)
     click.echo(f"Meihua on http://{host}:{port}/graphql ({settings.database_url.split('://')[0]})")
     uvicorn.run(
-        "meihua.app:create_app",
+        "meihua.app:serve_app",
         factory=True,
         host=host,
         port=port,

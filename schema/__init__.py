@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.tools import merge_types
 
 from meihua.schema.contacts import ContactMutation, ContactQuery
@@ -73,6 +74,16 @@ Mutation = merge_types(
 
 MAX_QUERY_DEPTH = 12
 DOCUMENT_CACHE_SIZE = 512
+# Built once: strawberry's QueryDepthLimiter makes a new rule class per
+# request, and ValidationCache keys on the rules, so it never hit.
+DEPTH_RULE = create_validator(MAX_QUERY_DEPTH, None, None)
+
+
+class DepthLimit(AddValidationRules):
+    """Operations nested deeper than MAX_QUERY_DEPTH are refused (QUERY_TOO_COMPLEX)."""
+
+    def __init__(self) -> None:
+        super().__init__([DEPTH_RULE])
 
 
 class MeihuaSchema(strawberry.Schema):
@@ -88,7 +99,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ErrorCodes,
         lambda: SafeParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        DepthLimit,
     ]
     if settings is not None and not settings.introspection:
         extensions.append(DisableIntrospection)

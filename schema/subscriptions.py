@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import suppress
 from datetime import datetime
 from enum import Enum
+from weakref import WeakValueDictionary
 
 import strawberry
 from starlette.websockets import WebSocket
@@ -225,7 +226,7 @@ async def _follow(info: Info, accept: Accept, after: str | None) -> AsyncIterato
     """The hub's events for the signed-in user; a signed-out user's socket is closed."""
     try:
         async for event in info.context.hub.follow(info.context.viewer.id, accept, after):
-            _fresh(info)
+            _fresh(info, event)
             yield event
     except Unauthenticated:
         if isinstance(info.context.request, WebSocket):
@@ -240,11 +241,21 @@ async def _close_soon(websocket: WebSocket) -> None:
         await websocket.close(code=4403, reason="Signed out")
 
 
-def _fresh(info: Info) -> None:
+# One set of loaders per event, shared by every subscriber resolving it: a
+# thousand boards receiving the same claim load its customer once, not a
+# thousand times. Held only while some subscriber's context still uses it.
+_event_loaders: WeakValueDictionary[int, Loaders] = WeakValueDictionary()
+
+
+def _fresh(info: Info, event: Event) -> None:
     # A subscription's context lives as long as it does; each event is
-    # resolved with fresh loaders, so it never shows rows cached earlier, and
-    # as the user is now, so a narrowed scope narrows the nested fields too.
-    info.context.loaders = Loaders()
+    # resolved with the loaders of that event, so it never shows rows cached
+    # for an earlier one, and as the user is now, so a narrowed scope narrows
+    # the nested fields too (loaders that filter by visibility key on the viewer).
+    loaders = _event_loaders.get(event.id)
+    if loaders is None:
+        loaders = _event_loaders[event.id] = Loaders()
+    info.context.loaders = loaders
     viewer = info.context.hub.viewer_of(info.context.viewer.id)
     if viewer is not None:
         info.context._viewer = viewer

@@ -423,3 +423,13 @@ async def test_legacy_graphql_ws_clients_get_live_events_too(gql, ws_url, team):
     assert message["payload"]["data"]["opportunityStageChanged"]["opportunity"] == {
         "name": "Turbines"
     }
+
+
+async def test_the_hub_stops_even_when_woken_at_that_moment(db):
+    """Python 3.11's wait_for swallowed the stop when a wake-up landed with it."""
+    for _ in range(20):
+        hub = EventHub(EventBus("memory://"), poll_interval=5)
+        await hub.start()
+        await asyncio.sleep(0)
+        hub._wake.set()
+        await asyncio.wait_for(hub.stop(), 2)

@@ -184,25 +184,48 @@ async def claim_customer(viewer: Viewer, pk: int, timezone: str) -> Customer:
         if not await _take(customer, pool.id, viewer.id, now):
             raise Conflict(f"Someone took {customer.name} from the pool first.")
         await customer.refresh_from_db()
-        await log_operation(
-            viewer.id,
-            "CLAIM",
-            RecordType.CUSTOMER,
-            customer.id,
-            customer_id=customer.id,
-            changes={"owner_id": [None, viewer.id]},
-            summary=f"Claimed from {pool.name}",
-        )
-        await record_movement(
-            PoolMovementKind.CLAIMED,
+        await _record_taking(
+            viewer,
             customer,
-            actor_id=viewer.id,
-            previous_owner_id=None,
-            new_owner_id=viewer.id,
-            pool_id=pool.id,
-            at=now,
+            pool,
+            viewer.id,
+            now,
+            PoolMovementKind.CLAIMED,
+            "CLAIM",
+            f"Claimed from {pool.name}",
         )
         return customer
+
+
+async def _record_taking(
+    viewer: Viewer,
+    customer: Customer,
+    pool: Pool,
+    owner_id: int,
+    now: datetime,
+    kind: PoolMovementKind,
+    action: str,
+    summary: str,
+) -> None:
+    """The log entry and the movement (with its live event) of a customer leaving the pool."""
+    await log_operation(
+        viewer.id,
+        action,
+        RecordType.CUSTOMER,
+        customer.id,
+        customer_id=customer.id,
+        changes={"owner_id": [None, owner_id]},
+        summary=summary,
+    )
+    await record_movement(
+        kind,
+        customer,
+        actor_id=viewer.id,
+        previous_owner_id=None,
+        new_owner_id=owner_id,
+        pool_id=pool.id,
+        at=now,
+    )
 
 
 async def _take(customer: Customer, pool_id: int, owner_id: int, now: datetime) -> bool:
@@ -303,23 +326,15 @@ async def assign_customers(viewer: Viewer, ids: list[int], owner_id: int) -> lis
             if not await _take(customer, customer.pool_id, owner.id, now):
                 raise Conflict(f"Someone took {customer.name} from the pool a moment ago.")
             pool = pools[customer.pool_id]
-            await log_operation(
-                viewer.id,
-                "ASSIGN",
-                RecordType.CUSTOMER,
-                customer.id,
-                customer_id=customer.id,
-                changes={"owner_id": [None, owner.id]},
-                summary=f"Assigned to {owner.name} from {pool.name}",
-            )
-            await record_movement(
-                PoolMovementKind.ASSIGNED,
+            await _record_taking(
+                viewer,
                 customer,
-                actor_id=viewer.id,
-                previous_owner_id=None,
-                new_owner_id=owner.id,
-                pool_id=pool.id,
-                at=now,
+                pool,
+                owner.id,
+                now,
+                PoolMovementKind.ASSIGNED,
+                "ASSIGN",
+                f"Assigned to {owner.name} from {pool.name}",
             )
         rows = {row.id: row for row in await Customer.filter(id__in=[c.id for c in customers])}
         return [rows[customer.id] for customer in customers]

@@ -62,6 +62,18 @@ async def _postgres_admin(url: str, sql: str) -> None:
         await conn.close()
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Leave out the SQLite runs of tests marked `postgres_only`."""
+    keep, drop = [], []
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("database")
+        sqlite_only_run = backend == "sqlite" and item.get_closest_marker("postgres_only")
+        (drop if sqlite_only_run else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 async def database(request, tmp_path_factory) -> AsyncIterator[str]:
     """A migrated database of one backend, open for the whole run."""

@@ -38,8 +38,6 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def two_servers(db, settings) -> AsyncIterator[list[str]]:
-    if not db.startswith("postgres"):
-        pytest.skip("two processes share a database only on PostgreSQL")
     if not REDIS_URL:
         pytest.skip("Redis suite: set MEIHUA_TEST_REDIS_URL to run it")
     env = {
@@ -79,6 +77,7 @@ async def two_servers(db, settings) -> AsyncIterator[list[str]]:
             server.wait(timeout=10)
 
 
+@pytest.mark.postgres_only
 async def test_fifty_claims_over_two_processes_have_one_winner_and_one_event(two_servers, org, gql):
     first, second = two_servers
     sales = await org.department("Sales")

@@ -40,8 +40,11 @@ from meihua.models.sales import (
     OpportunityStatus,
     Product,
 )
+from meihua.models.targets import SalesTarget, TargetMetric
 
 __all__ = [
+    "SalesTarget",
+    "TargetMetric",
     "RecycleRule",
     "PoolMovementKind",
     "PoolMovement",

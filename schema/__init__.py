@@ -15,6 +15,7 @@ from meihua.schema.contacts import ContactMutation, ContactQuery
 from meihua.schema.contracts import ContractMutation, ContractQuery
 from meihua.schema.csv_io import CsvMutation, CsvQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
+from meihua.schema.dashboard import DashboardQuery
 from meihua.schema.errors import ErrorCodes
 from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
@@ -50,6 +51,7 @@ Query = merge_types(
         TaskQuery,
         TimelineQuery,
         CsvQuery,
+        DashboardQuery,
         RecyclingQuery,
     ),
 )

@@ -38,18 +38,15 @@ BATCH = 500
 class Batch:
     """Events read together, with what visibility needs to know about their records."""
 
-    events: list[Event]
     states: dict[tuple[str, int], RecordState]
     teams: Teams
 
     @classmethod
     async def load(cls, events: list[Event]) -> Batch:
-        records = {ref for event in events if (ref := visibility_record(event)) is not None}
-        customers = {pk for kind, pk in records if kind == "CUSTOMER"}
-        customers |= {e.customer_id for e in events if e.customer_id is not None}
-        states = await load_states(records)
-        customers |= {s.customer_id for s in states.values() if s.customer_id is not None}
-        return cls(events, states, await load_teams(customers))
+        states = await load_states({ref for e in events if (ref := visibility_record(e))})
+        customers = {e.customer_id for e in events} | {s.customer_id for s in states.values()}
+        customers.discard(None)
+        return cls(states, await load_teams(customers))
 
     def state_of(self, event: Event) -> RecordState:
         """Where the event's record sits now; as the event left it if it is gone."""

@@ -16,6 +16,7 @@ from meihua.schema.contracts import ContractMutation, ContractQuery
 from meihua.schema.csv_io import CsvMutation, CsvQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.dashboard import DashboardQuery
+from meihua.schema.dashboard_targets import SalesTargetMutation
 from meihua.schema.errors import ErrorCodes
 from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
@@ -71,6 +72,7 @@ Mutation = merge_types(
         FollowUpMutation,
         TaskMutation,
         CsvMutation,
+        SalesTargetMutation,
     ),
 )
 

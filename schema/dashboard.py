@@ -13,6 +13,13 @@ import strawberry
 
 from meihua.resolvers.dashboard_filter import DashboardScope, PresetPeriod, dashboard_scope
 from meihua.schema.context import Info
+from meihua.schema.dashboard_briefing import resolve_briefing, resolve_trend
+from meihua.schema.dashboard_pipeline import (
+    resolve_forecast,
+    resolve_funnel,
+    resolve_receivables,
+)
+from meihua.schema.dashboard_targets import resolve_ranking, resolve_targets
 from meihua.schema.relay import reference_id
 
 PresetPeriodEnum = strawberry.enum(
@@ -57,6 +64,38 @@ class Dashboard:
     @strawberry.field(description="The period compared against: its last day.")
     def previous_to(self) -> date:
         return self.scope.period.previous().last
+
+    briefing = strawberry.field(
+        resolver=resolve_briefing,
+        description="销售简报: what is new in the period, beside the period before.",
+    )
+    trend = strawberry.field(
+        resolver=resolve_trend,
+        description="销售趋势: contract amount, payments and new customers per bucket.",
+    )
+    funnel = strawberry.field(
+        resolver=resolve_funnel,
+        description="销售漏斗: the open pipeline per stage now, and conversion over the period.",
+    )
+    forecast = strawberry.field(
+        resolver=resolve_forecast,
+        description="Expected revenue and planned inflow per month, from the period's first "
+        "month on (months: 1–24).",
+    )
+    receivables = strawberry.field(
+        resolver=resolve_receivables,
+        description="应收款: what approved contracts still owe, today.",
+    )
+    targets = strawberry.field(
+        resolver=resolve_targets,
+        description="绩效指标: targets of the year in scope, month by month, beside what was"
+        " achieved.",
+    )
+    ranking = strawberry.field(
+        resolver=resolve_ranking,
+        description="销售排行: the people in scope with the highest figure in the period"
+        " (people with nothing are left out).",
+    )
 
 
 @strawberry.type

@@ -268,6 +268,31 @@ class Org:
     async def admin(self, username: str = "root") -> User:
         return await self.user(username, super_admin=True)
 
+    async def sales_team(self) -> SalesTeam:
+        """Sales (manager Mei) over East (reps An and Bo), and North (rep Olga), plus an admin."""
+        sales, north = await self.department("Sales"), await self.department("North")
+        east = await self.department("East", parent=sales)
+        manager = await self.default_role("Sales Manager")
+        rep = await self.default_role("Sales Rep")
+        mei = await self.user("mei", department=sales, roles=[manager])
+        an = await self.user("an", department=east, roles=[rep], manager=mei)
+        bo = await self.user("bo", department=east, roles=[rep], manager=mei)
+        olga = await self.user("olga", department=north, roles=[rep])
+        admin = await self.admin()
+        return SalesTeam(admin, mei, an, bo, olga, sales, east, north)
+
+
+@dataclass
+class SalesTeam:
+    admin: User
+    mei: User  # Sales Manager of Sales, which has the sub-department East
+    an: User  # Sales Rep in East
+    bo: User  # Sales Rep in East
+    olga: User  # Sales Rep in North, outside Mei's tree
+    sales: Department
+    east: Department
+    north: Department
+
 
 @pytest.fixture
 def org(db) -> Org:

@@ -7,7 +7,6 @@ on both sides of those edges; the expected figures are counted by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -26,6 +25,7 @@ from meihua.models import (
     User,
 )
 from meihua.schema.relay import to_global_id
+from tests.conftest import SalesTeam
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 BRIEFING = """
@@ -44,22 +44,9 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-@dataclass
-class Company:
-    admin: User
-    mei: User  # Sales Manager of Sales, which has the sub-department East
-    an: User  # Sales Rep in East
-    olga: User  # Sales Rep in North, outside mei's tree
-
-
-async def build_company(org) -> Company:
-    sales, north = await org.department("Sales"), await org.department("North")
-    east = await org.department("East", parent=sales)
-    manager, rep = await org.default_role("Sales Manager"), await org.default_role("Sales Rep")
-    mei = await org.user("mei", department=sales, roles=[manager])
-    an = await org.user("an", department=east, roles=[rep], manager=mei)
-    olga = await org.user("olga", department=north, roles=[rep])
-    admin = await org.admin()
+async def build_company(org) -> SalesTeam:
+    team = await org.sales_team()
+    admin, mei, an, olga = team.admin, team.mei, team.an, team.olga
 
     async def created(model, at: datetime, **values):
         row = await model.create(created_by=admin, **values)
@@ -167,7 +154,7 @@ async def build_company(org) -> Company:
             occurred_at=at,
             author=author,
         )
-    return Company(admin=admin, mei=mei, an=an, olga=olga)
+    return team
 
 
 def figure(value, previous, change, rate) -> dict:

@@ -8,7 +8,6 @@ sides of the period's edges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -23,6 +22,7 @@ from meihua.models import (
     User,
 )
 from meihua.schema.relay import to_global_id
+from tests.conftest import SalesTeam
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 FUNNEL = """
@@ -44,22 +44,9 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-@dataclass
-class Company:
-    admin: User
-    mei: User  # Sales Manager of Sales, which has the sub-department East
-    an: User  # Sales Rep in East
-    olga: User  # Sales Rep in North, outside mei's tree
-
-
-async def build_company(org) -> Company:
-    sales, north = await org.department("Sales"), await org.department("North")
-    east = await org.department("East", parent=sales)
-    manager, rep = await org.default_role("Sales Manager"), await org.default_role("Sales Rep")
-    mei = await org.user("mei", department=sales, roles=[manager])
-    an = await org.user("an", department=east, roles=[rep], manager=mei)
-    olga = await org.user("olga", department=north, roles=[rep])
-    admin = await org.admin()
+async def build_company(org) -> SalesTeam:
+    team = await org.sales_team()
+    admin, mei, an, olga = team.admin, team.mei, team.an, team.olga
     customer = await Customer.create(name="Acme", name_key="acme", owner=an, created_by=admin)
     s1, s2, s3, s4 = await OpportunityStage.all().order_by("order")
 
@@ -188,7 +175,7 @@ async def build_company(org) -> Company:
     ]:
         lead = await Lead.create(company_name="Lead", owner=owner, status=status, created_by=admin)
         await Lead.filter(id=lead.id).update(created_at=at)
-    return Company(admin=admin, mei=mei, an=an, olga=olga)
+    return team
 
 
 def stage(order, count, amount, weighted, entered, advanced, rate) -> dict:

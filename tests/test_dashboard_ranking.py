@@ -7,7 +7,6 @@ rankings are worked out by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -21,6 +20,7 @@ from meihua.models import (
     RecordType,
     User,
 )
+from tests.conftest import SalesTeam
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 RANKING = """
@@ -37,24 +37,9 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-@dataclass
-class Company:
-    admin: User
-    mei: User  # Sales Manager of Sales, which has the sub-department East
-    an: User  # Sales Rep in East
-    bo: User  # Sales Rep in East
-    olga: User  # Sales Rep in North, outside mei's tree
-
-
-async def build_company(org) -> Company:
-    sales, north = await org.department("Sales"), await org.department("North")
-    east = await org.department("East", parent=sales)
-    manager, rep = await org.default_role("Sales Manager"), await org.default_role("Sales Rep")
-    mei = await org.user("mei", department=sales, roles=[manager])
-    an = await org.user("an", department=east, roles=[rep], manager=mei)
-    bo = await org.user("bo", department=east, roles=[rep], manager=mei)
-    olga = await org.user("olga", department=north, roles=[rep])
-    admin = await org.admin()
+async def build_company(org) -> SalesTeam:
+    team = await org.sales_team()
+    admin, mei, an, bo, olga = team.admin, team.mei, team.an, team.bo, team.olga
 
     customers = []
     for owner, at in [
@@ -125,7 +110,7 @@ async def build_company(org) -> Company:
             occurred_at=at,
             author=author,
         )
-    return Company(admin=admin, mei=mei, an=an, bo=bo, olga=olga)
+    return team
 
 
 async def ranking_of(gql, user: User, by: str | None = None, first: int | None = None) -> list:

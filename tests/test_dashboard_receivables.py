@@ -7,7 +7,6 @@ by all their payments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -16,6 +15,7 @@ import pytest
 from meihua.models import Contract, ContractStatus, Customer, Payment, PaymentPlan, User
 from meihua.schema import dashboard_pipeline
 from meihua.schema.relay import to_global_id
+from tests.conftest import SalesTeam
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 RECEIVABLES = """
@@ -39,22 +39,9 @@ def today(monkeypatch):
     monkeypatch.setattr(dashboard_pipeline, "company_today", lambda timezone: date(2026, 11, 23))
 
 
-@dataclass
-class Company:
-    admin: User
-    mei: User  # Sales Manager of Sales, which has the sub-department East
-    an: User  # Sales Rep in East
-    olga: User  # Sales Rep in North, outside mei's tree
-
-
-async def build_company(org) -> Company:
-    sales, north = await org.department("Sales"), await org.department("North")
-    east = await org.department("East", parent=sales)
-    manager, rep = await org.default_role("Sales Manager"), await org.default_role("Sales Rep")
-    mei = await org.user("mei", department=sales, roles=[manager])
-    an = await org.user("an", department=east, roles=[rep], manager=mei)
-    olga = await org.user("olga", department=north, roles=[rep])
-    admin = await org.admin()
+async def build_company(org) -> SalesTeam:
+    team = await org.sales_team()
+    admin, mei, an, olga = team.admin, team.mei, team.an, team.olga
     c1, c2, c3, c4 = [
         await Customer.create(name=name, name_key=name, owner=owner, created_by=admin)
         for name, owner in [("c1", an), ("c2", an), ("c3", mei), ("c4", olga)]
@@ -118,7 +105,7 @@ async def build_company(org) -> Company:
             paid_on=date(2026, 11, 10),
             created_by=admin,
         )
-    return Company(admin=admin, mei=mei, an=an, olga=olga)
+    return team
 
 
 async def receivables_of(gql, user: User, where: dict | None = None) -> dict:

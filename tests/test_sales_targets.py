@@ -7,7 +7,6 @@ expected figures are worked out by hand from the rows below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -15,13 +14,13 @@ from meihua.models import (
     Contract,
     ContractStatus,
     Customer,
-    Department,
     Payment,
     SalesTarget,
     TargetMetric,
     User,
 )
 from meihua.schema.relay import to_global_id
+from tests.conftest import SalesTeam
 
 SET_TARGETS = """
 mutation($input: SetSalesTargetsInput!) { setSalesTargets(input: $input) {
@@ -45,32 +44,8 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-@dataclass
-class Company:
-    admin: User
-    mei: User  # Sales Manager of Sales, which has the sub-department East
-    an: User  # Sales Rep in East
-    bo: User  # Sales Rep in East
-    olga: User  # Sales Rep in North, outside mei's tree
-    sales: Department
-    east: Department
-    north: Department
-
-
-async def build_people(org) -> Company:
-    sales, north = await org.department("Sales"), await org.department("North")
-    east = await org.department("East", parent=sales)
-    manager, rep = await org.default_role("Sales Manager"), await org.default_role("Sales Rep")
-    mei = await org.user("mei", department=sales, roles=[manager])
-    an = await org.user("an", department=east, roles=[rep], manager=mei)
-    bo = await org.user("bo", department=east, roles=[rep], manager=mei)
-    olga = await org.user("olga", department=north, roles=[rep])
-    admin = await org.admin()
-    return Company(admin, mei, an, bo, olga, sales, east, north)
-
-
-async def build_company(org) -> Company:
-    company = await build_people(org)
+async def build_company(org) -> SalesTeam:
+    company = await org.sales_team()
     admin, an, bo, olga = company.admin, company.an, company.bo, company.olga
 
     customers = []
@@ -281,7 +256,7 @@ def target_input(owner, metric: str = CONTRACT, year: int = 2026, **months: str)
 
 
 async def test_setting_targets_replaces_the_months_given(gql, org):
-    company = await build_people(org)
+    company = await org.sales_team()
     first = await gql.ok(
         SET_TARGETS,
         {"input": target_input(company.an, m1="1000", m2="2000.5")},
@@ -321,7 +296,7 @@ async def test_setting_targets_replaces_the_months_given(gql, org):
 
 
 async def test_a_manager_sets_targets_within_their_scope_only(gql, org):
-    company = await build_people(org)
+    company = await org.sales_team()
     mei, an = company.mei, company.an
 
     async def codes(user: User, owner) -> list[str]:
@@ -343,7 +318,7 @@ async def test_a_manager_sets_targets_within_their_scope_only(gql, org):
 
 
 async def test_bad_targets_are_refused_and_change_nothing(gql, org):
-    company = await build_people(org)
+    company = await org.sales_team()
     an, admin = company.an, company.admin
     for data, field in [
         (target_input(an, m13="10"), "months"),

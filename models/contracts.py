@@ -88,6 +88,7 @@ class ContractItem(Model):
 
     class Meta:
         table = "contract_item"
+        indexes = (("contract_id",),)
 
 
 class ApprovalStep(Model):
@@ -124,6 +125,7 @@ class ApprovalRecord(Model):
 
     class Meta:
         table = "approval_record"
+        indexes = (("contract_id", "at"),)
 
 
 class PaymentPlan(Model):
@@ -167,3 +169,4 @@ class Payment(Model):
 
     class Meta:
         table = "payment"
+        indexes = (("contract_id",),)

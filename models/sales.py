@@ -107,6 +107,8 @@ class OpportunityStageChange(Model):
 
     class Meta:
         table = "opportunity_stage_change"
+        # A stage history is read per opportunity, in time order.
+        indexes = (("opportunity_id", "at"),)
 
 
 class OpportunityProduct(Model):
@@ -123,3 +125,4 @@ class OpportunityProduct(Model):
 
     class Meta:
         table = "opportunity_product"
+        indexes = (("opportunity_id",),)

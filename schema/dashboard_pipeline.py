@@ -6,9 +6,11 @@ resolvers.dashboard_forecast and resolvers.dashboard_receivables.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Generator
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import strawberry
 
@@ -26,6 +28,26 @@ from meihua.schema.relay import to_global_id
 
 if TYPE_CHECKING:
     from meihua.schema.dashboard import Dashboard
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """A figure computed at its first await and shared by every later one.
+
+    Two fields of one query (an amount and its count) come from the same SQL;
+    strawberry resolves them concurrently, so they share a task.
+    """
+
+    def __init__(self, compute: Callable[[], Awaitable[T]]) -> None:
+        self._compute = compute
+        self._task: asyncio.Future[T] | None = None
+
+    def __await__(self) -> Generator[None, None, T]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._compute())
+        return self._task.__await__()
+
 
 RATE = "Percent, to two decimals; null when there is nothing to divide by."
 
@@ -157,14 +179,25 @@ class OverduePlan:
 class Receivables:
     scope: strawberry.Private[DashboardScope]
     today: strawberry.Private[date]
+    outstanding: strawberry.Private[Once[receivables.Balance]]
+    overdue: strawberry.Private[Once[receivables.Balance]]
+
+    @classmethod
+    def of(cls, scope: DashboardScope, today: date) -> Receivables:
+        return cls(
+            scope=scope,
+            today=today,
+            outstanding=Once(lambda: receivables.outstanding(scope)),
+            overdue=Once(lambda: receivables.overdue(scope, today)),
+        )
 
     @strawberry.field(description="What approved contracts still owe (total − payments).")
     async def outstanding_amount(self) -> Decimal:
-        return (await receivables.outstanding(self.scope)).amount
+        return (await self.outstanding).amount
 
     @strawberry.field(description="Approved contracts still owing.")
     async def contract_count(self) -> int:
-        return (await receivables.outstanding(self.scope)).count
+        return (await self.outstanding).count
 
     @strawberry.field(description="Customers owing the most, biggest first (first: 1–100).")
     async def customers(self, first: int = 10) -> list[CustomerReceivable]:
@@ -187,11 +220,11 @@ class Receivables:
 
     @strawberry.field(description="What overdue plans still await, together.")
     async def overdue_amount(self) -> Decimal:
-        return (await receivables.overdue(self.scope, self.today)).amount
+        return (await self.overdue).amount
 
     @strawberry.field(description="How many plans are overdue.")
     async def overdue_count(self) -> int:
-        return (await receivables.overdue(self.scope, self.today)).count
+        return (await self.overdue).count
 
     @strawberry.field(
         description="Overdue plans (planned date before today in company time, not covered), "
@@ -222,4 +255,4 @@ async def resolve_forecast(root: Dashboard, months: int = 6) -> list[ForecastMon
 
 
 def resolve_receivables(root: Dashboard, info: Info) -> Receivables:
-    return Receivables(scope=root.scope, today=company_today(info.context.settings.timezone))
+    return Receivables.of(root.scope, company_today(info.context.settings.timezone))

@@ -241,3 +241,18 @@ async def test_planned_inflow_is_what_plans_still_await_by_month(gql, org):
         ("2026-12-01", "4000.00"),
         ("2027-01-01", "0.00"),
     ]
+
+
+async def test_each_balance_is_one_aggregate(gql, org, statements):
+    company = await build_company(org)
+    period_only = "query($f: DashboardFilter) { dashboard(filter: $f) { from } }"
+    balances = """query($f: DashboardFilter) { dashboard(filter: $f) { receivables {
+      outstandingAmount contractCount overdueAmount overdueCount
+    } } }"""
+    statements.count = 0
+    await gql.ok(period_only, {"f": NOVEMBER}, as_user=company.mei)
+    without = statements.count
+    statements.count = 0
+    figures = (await gql.ok(balances, {"f": NOVEMBER}, as_user=company.mei))["dashboard"]
+    assert figures["receivables"]["contractCount"] > 0
+    assert statements.count - without == 2

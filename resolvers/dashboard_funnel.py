@@ -32,6 +32,8 @@ from meihua.resolvers.products import CENT
 
 TENTH = Decimal("0.1")
 SECONDS_PER_DAY = 86_400
+# Winning counts as reaching past every stage.
+WON_ORDER = 1_000_000
 
 
 def percent(part: int, whole: int) -> float | None:
@@ -129,24 +131,29 @@ async def _open_pipeline(scope: DashboardScope) -> list[dict]:
 
 
 async def _stage_conversion(scope: DashboardScope) -> dict[int, dict]:
+    # One pass over the history from the period's start: `reach` is the highest
+    # stage order (WON above all) among an opportunity's rows at or after each
+    # row. With ORDER BY at DESC the default frame ends at the current row's
+    # peers, so rows at the same instant count, as "at or after" says.
     owner, params = owned_by(scope, "o.owner_id")
     rows = await fetch(
         f"""
+        WITH history AS (
+            SELECT c.opportunity_id, c.at, c.to_stage_id, c.to_status,
+                   MAX(CASE WHEN c.to_status = 'WON' THEN {WON_ORDER} ELSE st."order" END)
+                       OVER (PARTITION BY c.opportunity_id ORDER BY c.at DESC) AS reach
+            FROM opportunity_stage_change c
+            JOIN opportunity_stage st ON st.id = c.to_stage_id
+            WHERE c.at >= ? AND c.opportunity_id IN (SELECT o.id FROM opportunity o WHERE {owner})
+        )
         SELECT s.id AS stage_id,
                COUNT(DISTINCT e.opportunity_id) AS entered,
-               COUNT(DISTINCT CASE WHEN EXISTS (
-                   SELECT 1 FROM opportunity_stage_change n
-                   JOIN opportunity_stage ns ON ns.id = n.to_stage_id
-                   WHERE n.opportunity_id = e.opportunity_id AND n.at >= e.at
-                     AND (n.to_status = 'WON' OR ns."order" > s."order")
-               ) THEN e.opportunity_id END) AS advanced
+               COUNT(DISTINCT CASE WHEN e.reach > s."order" THEN e.opportunity_id END) AS advanced
         FROM opportunity_stage s
-        LEFT JOIN opportunity_stage_change e
-               ON e.to_stage_id = s.id AND e.to_status = 'OPEN' AND e.at >= ? AND e.at < ?
-              AND e.opportunity_id IN (SELECT o.id FROM opportunity o WHERE {owner})
+        LEFT JOIN history e ON e.to_stage_id = s.id AND e.to_status = 'OPEN' AND e.at < ?
         GROUP BY s.id, s."order"
         """,
-        [scope.period.start, scope.period.end, *params],
+        [scope.period.start, *params, scope.period.end],
     )
     return {row["stage_id"]: row for row in rows}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tortoise.expressions import Q
@@ -28,7 +28,7 @@ from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
 from meihua.resolvers.lead_distribution import distribute_new_lead
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
-from meihua.resolvers.pagination import Ordering
+from meihua.resolvers.pagination import LONG_AGO, Ordering
 from meihua.resolvers.records import LEAD_DISTRIBUTE, get_visible, visible
 from meihua.resolvers.versioning import update_versioned
 from meihua.subscriptions.events import record_event, transaction
@@ -111,13 +111,10 @@ def _search(term: str) -> Q:
     return found
 
 
-# Leads never followed up sort as followed up longest ago: first when the
-# most neglected come first, last when the most recently worked do.
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def lead_ordering(field: str, descending: bool) -> Ordering:
-    return Ordering(field, descending, if_null=NEVER if field == "last_followup_at" else None)
+    # Leads never followed up sort as followed up longest ago: first when the
+    # most neglected come first, last when the most recently worked do.
+    return Ordering(field, descending, if_null=LONG_AGO if field == "last_followup_at" else None)
 
 
 async def list_leads(viewer: Viewer, where: LeadFilter) -> QuerySet[Lead]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
@@ -23,6 +24,11 @@ from meihua.resolvers.errors import BadUserInput
 M = TypeVar("M", bound=Model)
 
 MAX_KEY = 2**31 - 1  # primary keys are 32-bit integers
+# What a nullable time sorts as when "never" should count as longest ago
+# (a customer never followed up is the most neglected one).
+LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+# JSON has no dates or decimals: cursors carry them as ISO text and strings.
+_AS_TEXT = {datetime: datetime.fromisoformat, date: date.fromisoformat, Decimal: Decimal}
 
 
 @dataclass(frozen=True)
@@ -55,24 +61,34 @@ class Page(Generic[M]):
         return await self.query.count()
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
 def _encode(values: list[Any]) -> str:
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    plain = [_plain(v) for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
 
 
 def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tuple[Any, int]:
     try:
         value, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        field = model._meta.fields_map[ordering.field]
-        expected = str if field.field_type is datetime else field.field_type
+        field_type = model._meta.fields_map[ordering.field].field_type
+        expected = str if field_type in _AS_TEXT else field_type
         # Only what _encode writes: the field's own type and an id in key range;
         # anything else would reach the database and fail there.
         if type(value) is not expected or type(pk) is not int or not 0 < pk <= MAX_KEY:
             raise TypeError(cursor)
-        if field.field_type is datetime:
-            value = datetime.fromisoformat(value)
+        if field_type in _AS_TEXT:
+            value = _AS_TEXT[field_type](value)
+            if isinstance(value, Decimal) and not value.is_finite():
+                raise TypeError(cursor)
         return value, pk
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, InvalidOperation):
         raise BadUserInput("Invalid cursor.", field=arg) from None
 
 

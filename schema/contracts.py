@@ -385,6 +385,13 @@ class ContractOrderField(Enum):
     UPDATED_AT = "updated_at"
     NUMBER = "number"
     TITLE = "title"
+    TOTAL = "total"
+    SIGNED_ON = "signed_on"
+
+    @property
+    def if_null(self) -> date | None:
+        """Unsigned contracts sort as signed longest ago."""
+        return date.min if self is ContractOrderField.SIGNED_ON else None
 
 
 @strawberry.input
@@ -490,7 +497,7 @@ async def contract_page(
     return await connection(
         info,
         query,
-        Ordering(order.field.value, order.descending),
+        Ordering(order.field.value, order.descending, if_null=order.field.if_null),
         Contract,
         first=first,
         after=after,

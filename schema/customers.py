@@ -13,7 +13,7 @@ import strawberry
 from meihua import models
 from meihua.resolvers import customer_transfer, customers, teams
 from meihua.resolvers.org import UNSET
-from meihua.resolvers.pagination import Ordering
+from meihua.resolvers.pagination import LONG_AGO, Ordering
 from meihua.schema.contacts import Contact, DecisionCircle
 from meihua.schema.context import Info
 from meihua.schema.org import DeletePayload, User
@@ -260,6 +260,14 @@ class CustomerOrderField(Enum):
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
     NAME = "name_key"
+    LAST_FOLLOW_UP_AT = "last_followup_at"
+    POOL_ENTERED_AT = "pool_entered_at"
+
+    @property
+    def if_null(self) -> datetime | None:
+        """Never followed up, never pooled: as long ago as it gets."""
+        nullable = (CustomerOrderField.LAST_FOLLOW_UP_AT, CustomerOrderField.POOL_ENTERED_AT)
+        return LONG_AGO if self in nullable else None
 
 
 @strawberry.input
@@ -338,7 +346,7 @@ class CustomerQuery:
         return await connection(
             info,
             query,
-            Ordering(order.field.value, order.descending),
+            Ordering(order.field.value, order.descending, if_null=order.field.if_null),
             Customer,
             first=first,
             after=after,

@@ -225,6 +225,16 @@ class OpportunityOrderField(Enum):
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
     NAME = "name"
+    AMOUNT = "amount"
+    EXPECTED_CLOSE_DATE = "expected_close_date"
+
+    @property
+    def if_null(self) -> date | None:
+        """Opportunities without an expected close date sort after every dated one."""
+        return UNDATED if self is OpportunityOrderField.EXPECTED_CLOSE_DATE else None
+
+
+UNDATED = date(9999, 12, 31)
 
 
 @strawberry.input
@@ -338,7 +348,7 @@ class OpportunityQuery:
         return await connection(
             info,
             query,
-            Ordering(order.field.value, order.descending),
+            Ordering(order.field.value, order.descending, if_null=order.field.if_null),
             Opportunity,
             first=first,
             after=after,

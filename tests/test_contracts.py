@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -552,3 +553,30 @@ async def test_contract_input_ids_must_be_of_the_right_kind(gql, sales):
     )
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.error["extensions"]["field"] == "customerId"
+
+
+@pytest.mark.parametrize("descending", [False, True])
+async def test_list_pages_by_total_and_by_signing_day(gql, sales, descending):
+    rows = [("A", "500.00", "2026-03-02"), ("B", "75.25", None), ("C", "500.00", "2026-01-15")]
+    for title, total, signed in rows:
+        made = await create(gql, sales.alice, sales.acme, title=title)
+        await Contract.filter(id=pk(made["id"])).update(
+            total=Decimal(total), signed_on=date.fromisoformat(signed) if signed else None
+        )
+
+    async def titles(field: str) -> list[str]:
+        seen, after = [], None
+        while True:
+            variables = {"orderBy": {"field": field, "descending": descending}, "first": 1}
+            page = (await gql.ok(LIST, {**variables, "after": after}, as_user=sales.alice))[
+                "contracts"
+            ]
+            seen += [e["node"]["title"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return seen
+            after = page["pageInfo"]["endCursor"]
+
+    by_total = ["B", "A", "C"]  # the tie in creation order
+    assert await titles("TOTAL") == (list(reversed(by_total)) if descending else by_total)
+    by_signing = ["B", "C", "A"]  # unsigned as signed longest ago
+    assert await titles("SIGNED_ON") == (list(reversed(by_signing)) if descending else by_signing)

@@ -674,6 +674,28 @@ async def test_pages_over_equal_sort_values_in_both_directions(gql, team, size, 
     assert await _walk_backward(gql, team.alice, order, size) == whole
 
 
+@pytest.mark.parametrize("field", ["LAST_FOLLOW_UP_AT", "POOL_ENTERED_AT"])
+@pytest.mark.parametrize("descending", [False, True])
+async def test_pages_by_a_time_that_may_be_missing(gql, team, field, descending):
+    column = {"LAST_FOLLOW_UP_AT": "last_followup_at", "POOL_ENTERED_AT": "pool_entered_at"}
+    rows = await _fruit_customers(team.alice, lambda i: BASE)
+    when = {}
+    for i, row in enumerate(rows):
+        # every third one never; the rest in ties of two
+        when[row.name] = None if i % 3 == 0 else BASE - timedelta(days=i // 2)
+        await Customer.filter(id=row.id).update(**{column[field]: when[row.name]})
+    never = datetime(1970, 1, 1, tzinfo=UTC)
+    order = _order(descending, field)
+
+    forward = await _walk_forward(gql, team.alice, order, 4)
+    assert sorted(forward) == sorted(FRUITS)
+    times = [when[name] or never for name in forward]
+    assert times == sorted(times, reverse=descending)
+    # "never" counts as longest ago: last when the latest come first
+    assert (when[forward[-1]] is None) == descending
+    assert await _walk_backward(gql, team.alice, order, 4) == forward
+
+
 async def test_paging_resumes_after_rows_are_added_before_the_cursor(gql, team):
     await _fruit_customers(team.alice, lambda i: BASE + timedelta(minutes=i))
     order = _order(False, "NAME")

@@ -967,3 +967,37 @@ async def test_nested_opportunities_cost_the_same_for_ten_or_a_hundred(gql, team
     deals = [o for e in large["customers"]["edges"] for o in e["node"]["opportunities"]]
     assert len(deals) == 99 and all(len(d["products"]) == 1 for d in deals)
     assert ten == hundred, (ten, hundred)
+
+
+async def pages(gql, user, order: dict, size: int) -> list[str]:
+    seen, after = [], None
+    while True:
+        data = await gql.ok(LIST, {"first": size, "after": after, "orderBy": order}, as_user=user)
+        page = data["opportunities"]
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return seen
+        after = page["pageInfo"]["endCursor"]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+async def test_the_list_pages_by_amount_and_by_expected_close(gql, team, descending):
+    deals = [  # name, amount, expected close
+        ("A", "900.50", "2030-05-01"),
+        ("B", "1200.00", None),
+        ("C", "900.50", "2030-04-01"),
+        ("D", "80.00", "2030-05-01"),
+        ("E", "1200.00", None),
+    ]
+    for name, amount, close in deals:
+        await create(gql, team.alice, team.acme, name=name, amount=amount, expectedCloseDate=close)
+
+    by_amount = await pages(gql, team.alice, {"field": "AMOUNT", "descending": descending}, 2)
+    expected = ["D", "A", "C", "B", "E"]  # ties in creation order
+    assert by_amount == (list(reversed(expected)) if descending else expected)
+
+    by_close = await pages(
+        gql, team.alice, {"field": "EXPECTED_CLOSE_DATE", "descending": descending}, 2
+    )
+    expected = ["C", "A", "D", "B", "E"]  # undated after every dated one
+    assert by_close == (list(reversed(expected)) if descending else expected)

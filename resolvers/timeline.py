@@ -310,8 +310,12 @@ class OperationFilter:
 
 
 async def list_operations(viewer: Viewer, where: OperationFilter) -> QuerySet[OperationLog]:
-    """Entries of records the viewer sees; the whole log (deleted records too) for admins."""
-    admin = viewer.can(SETTINGS_MANAGE)
+    """Entries of records the viewer sees; the whole log (deleted records too) for admins.
+
+    An admin here is one who also sees all data: `settings:manage` on a role
+    with a narrower scope must not read other people's records in the log.
+    """
+    admin = viewer.can(SETTINGS_MANAGE) and viewer.sees_everything
     if where.record is not None:
         if not admin:
             await get_visible(viewer, *where.record)

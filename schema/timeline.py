@@ -216,7 +216,7 @@ class TimelineQuery:
 
     @strawberry.field(
         description="The operation log, newest first: entries of records you may see; "
-        "with `settings:manage`, the whole log, deleted records included."
+        "with `settings:manage` and the ALL scope, the whole log, deleted records included."
     )
     async def operation_log(
         self,

@@ -103,7 +103,8 @@ async def list_contracts(viewer: Viewer, where: ContractFilter) -> QuerySet[Cont
     if where.awaiting_my_approval is not None:
         awaiting = await awaiting_decision_of(viewer)
         if where.awaiting_my_approval:
-            query = query.filter(awaiting) if awaiting is not None else query.none()
+            # tortoise has no .none(); an empty id list is its `WHERE 1=0`.
+            query = query.filter(awaiting) if awaiting is not None else query.filter(id__in=[])
         elif awaiting is not None:
             query = query.filter(~awaiting)
     if where.customer_id is not None:

@@ -131,10 +131,6 @@ def _with_tag(query: QuerySet[Customer], tag: str) -> QuerySet[Customer]:
 
 
 async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Customer]:
-    for field in ("search", "level", "industry", "region", "source", "tag"):
-        if "\x00" in (getattr(where, field) or ""):
-            # Neither database accepts NUL in text; no stored value holds one.
-            raise BadUserInput(f"`{field}` must not contain NUL characters.", field=field)
     query = await visible_customers(viewer)
     if where.owner_id is not None:
         query = query.filter(owner_id=where.owner_id)
@@ -147,6 +143,9 @@ async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Cust
     for field in ("level", "industry", "region", "source"):
         value = getattr(where, field)
         if value is not None:
+            # tortoise refuses (ValidationError) a value longer than the column.
+            if len(value.strip()) > (limit := Customer._meta.fields_map[field].max_length):
+                raise BadUserInput(f"`{field}` is longer than {limit} characters.", field=field)
             query = query.filter(**{field: value.strip()})
     if where.tag is not None:
         query = _with_tag(query, where.tag.strip())

@@ -126,6 +126,9 @@ async def list_leads(viewer: Viewer, where: LeadFilter) -> QuerySet[Lead]:
     for field in ("source", "industry", "region"):
         value = getattr(where, field)
         if value is not None:
+            # tortoise refuses (ValidationError) a value longer than the column.
+            if len(value.strip()) > (limit := Lead._meta.fields_map[field].max_length):
+                raise BadUserInput(f"`{field}` is longer than {limit} characters.", field=field)
             query = query.filter(**{field: value.strip()})
     if where.in_pool is not None:
         query = query.filter(owner_id__isnull=where.in_pool)

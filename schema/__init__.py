@@ -22,6 +22,7 @@ from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
 from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
 from meihua.schema.leads import LeadMutation, LeadQuery
+from meihua.schema.nul_characters import NoNulCharacters
 from meihua.schema.node import NodeQuery
 from meihua.schema.opportunities import OpportunityMutation, OpportunityQuery
 from meihua.schema.org import OrgMutation, OrgQuery
@@ -103,6 +104,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ErrorCodes,
         lambda: SafeParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        NoNulCharacters,  # after ValidationCache: it adds to the validation errors
         DepthLimit,
     ]
     if settings is not None and not settings.introspection:

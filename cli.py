@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
 
-from meihua import db
+from meihua import db, logs
 from meihua.settings import ConfigurationError, Settings
 from meihua.subscriptions.bus import EventBus
 
@@ -124,7 +126,13 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 def serve(host: str, port: int, workers: int) -> None:
-    """Migrate the database if needed, then serve HTTP and WebSocket."""
+    """Migrate the database if needed, then serve HTTP and WebSocket.
+
+    On SIGTERM it stops taking connections, closes WebSockets with 1001 and
+    finishes the requests in flight (MEIHUA_SHUTDOWN_TIMEOUT seconds at most).
+    """
+    import signal
+
     import uvicorn
 
     settings = _settings()
@@ -134,18 +142,45 @@ def serve(host: str, port: int, workers: int) -> None:
             "live events would stay inside the worker that made them, so teammates on the "
             "other workers would miss them. Set BROADCAST_URL=redis://… or use --workers 1."
         )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     _migrate(settings)
     click.echo(f"Meihua on http://{host}:{port}/graphql ({settings.database_url.split('://')[0]})")
-    uvicorn.run(
-        "meihua.app:serve_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_level="info",
-    )
+    # Once uvicorn has drained after SIGTERM, it raises the signal again for the
+    # handler it found: a graceful stop then ends with status 0, not as killed.
+    signal.signal(signal.SIGTERM, _stopped)
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "meihua.app:serve_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            log_config=logs.dict_config(settings),
+            log_level=settings.log_level.lower(),
+            access_log=False,  # meihua.web.request_log writes them, with request ids
+            timeout_graceful_shutdown=settings.shutdown_timeout,
+            # A WebSocket message is held whole before it is read, like a request body.
+            ws_max_size=settings.body_bytes_max,
+        )
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder for their Prometheus figures (see meihua.metrics)."""
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="meihua-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 @main.command()
@@ -265,7 +300,7 @@ def clock() -> None:
     from meihua.clock import run_periodically
 
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     _migrate(settings)
     settings = replace(settings, recycle_interval=settings.recycle_interval or 300)
 
@@ -279,6 +314,38 @@ def clock() -> None:
 
     _with_database(settings, lambda: _with_event_bus(settings, run))
     click.echo("Meihua clock stopped.")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+def backup(path: Path, force: bool) -> None:
+    """Copy the SQLite database to PATH, consistent while servers write to it.
+
+    PostgreSQL databases are backed up with pg_dump; for them this prints
+    the command to run.
+    """
+    from meihua.backup import BackupError, backup_sqlite, pg_dump_command
+
+    settings = _settings()
+    if not settings.database_url.startswith("sqlite://"):
+        raise click.ClickException(
+            "meihua backup copies SQLite databases; back up PostgreSQL with pg_dump "
+            "(password in PGPASSWORD or ~/.pgpass):\n"
+            f"  {pg_dump_command(settings.database_url, path)}"
+        )
+    try:
+        report = backup_sqlite(settings.database_url, path, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    total = sum(report.rows.values())
+    click.echo(
+        f"Backed up to {report.path}: {report.size:,} bytes, "
+        f"{total:,} rows in {len(report.rows)} tables."
+    )
+    for table, count in report.rows.items():
+        if count:
+            click.echo(f"  {table}: {count:,}")
 
 
 @main.command("export-schema")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
+import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
 
 MODELS_MODULE = "meihua.models"
@@ -20,8 +23,15 @@ POSTGRES_SERVER_SETTINGS = {
     "jit": "off",
 }
 
+# How long a SQLite write waits for another process's (a second worker, a CLI
+# import) before failing with "database is locked". tortoise already opens
+# SQLite in WAL mode, so readers never wait for writers.
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
-def connection_config(database_url: str) -> dict:
+
+def connection_config(database_url: str, statement_timeout: float = 0) -> dict:
+    """`statement_timeout` (seconds, PostgreSQL only): the server passes its setting;
+    CLI jobs (migrations, seeding, a recycle pass) run without one."""
     if database_url.startswith("postgresql://"):
         # tortoise knows the asyncpg scheme as postgres://
         database_url = "postgres://" + database_url.removeprefix("postgresql://")
@@ -32,12 +42,18 @@ def connection_config(database_url: str) -> dict:
             **POSTGRES_SERVER_SETTINGS,
             **credentials.get("server_settings", {}),
         }
+        if statement_timeout:
+            milliseconds = str(max(1, round(statement_timeout * 1000)))
+            credentials["server_settings"]["statement_timeout"] = milliseconds
+    if database_url.startswith("sqlite://"):
+        connection["engine"] = "meihua.sqlite_engine"
+        connection["credentials"].setdefault("busy_timeout", SQLITE_BUSY_TIMEOUT_MS)
     return connection
 
 
-def tortoise_config(database_url: str) -> dict:
+def tortoise_config(database_url: str, statement_timeout: float = 0) -> dict:
     return {
-        "connections": {"default": connection_config(database_url)},
+        "connections": {"default": connection_config(database_url, statement_timeout)},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
@@ -65,9 +81,11 @@ async def migrate(database_url: str, progress: Callable[[str], object] | None = 
         await run_migrations(config=tortoise_config(database_url), progress=report)
 
 
-async def open_database(database_url: str) -> None:
+async def open_database(database_url: str, statement_timeout: float = 0) -> None:
     """Open tortoise for the whole process (request tasks included)."""
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await Tortoise.init(
+        config=tortoise_config(database_url, statement_timeout), _enable_global_fallback=True
+    )
 
 
 async def close_database() -> None:
@@ -77,6 +95,30 @@ async def close_database() -> None:
 async def ping() -> None:
     """Raise if the database does not answer."""
     await connections.get("default").execute_query("SELECT 1")
+
+
+# What asyncpg and tortoise raise when the server cannot be reached, or drops
+# the connection or shuts down under a query.
+_UNREACHABLE = (
+    ConnectionError,
+    socket.gaierror,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    DBConnectionError,
+)
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Whether an error, or one it came from, says the database could not be reached."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _UNREACHABLE):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 # For tortoise's own CLI (`tortoise makemigrations`, see pyproject.toml): the

@@ -76,6 +76,13 @@ class TokenSigner:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthenticated("Invalid or expired token.") from None
 
+    def expires_at(self, token: str) -> datetime:
+        """When a token `read` accepted stops being valid (open sockets close then)."""
+        claims = jwt.decode(
+            token, self.secret_key, algorithms=[_ALGORITHM], options={"verify_exp": False}
+        )
+        return datetime.fromtimestamp(claims["exp"], UTC)
+
 
 async def authenticate(token: str | None, signer: TokenSigner) -> User:
     """The active user a bearer token belongs to, or UNAUTHENTICATED."""

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F
 
+from meihua import metrics
 from meihua.models import (
     Customer,
     CustomerTeamMember,
@@ -159,6 +160,7 @@ async def _release(viewer: Viewer, customer: Customer, pool: Pool, reason: str |
 # --- claim ---------------------------------------------------------------------
 
 
+@metrics.counts_claims
 async def claim_customer(viewer: Viewer, pk: int, timezone: str) -> Customer:
     """Take a customer from one of the caller's pools, within the pool's rules.
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     ValidationCache,
 )
-from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.tools import merge_types
 
 from meihua.schema.contacts import ContactMutation, ContactQuery
@@ -17,21 +15,24 @@ from meihua.schema.csv_io import CsvMutation, CsvQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.dashboard import DashboardQuery
 from meihua.schema.dashboard_targets import SalesTargetMutation
-from meihua.schema.errors import ErrorCodes
+from meihua.schema.errors import ErrorCodes, escaped
 from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
 from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
 from meihua.schema.leads import LeadMutation, LeadQuery
-from meihua.schema.nul_characters import NoNulCharacters
+from meihua.schema.limits import Limits, OperationLimits
 from meihua.schema.node import NodeQuery
+from meihua.schema.nul_characters import NoNulCharacters
 from meihua.schema.opportunities import OpportunityMutation, OpportunityQuery
 from meihua.schema.org import OrgMutation, OrgQuery
 from meihua.schema.payments import PaymentMutation, PaymentQuery
 from meihua.schema.pools import PoolMutation, PoolQuery
 from meihua.schema.products import ProductMutation, ProductQuery
+from meihua.schema.rate_limits import OperationBudget
 from meihua.schema.recycling import RecyclingQuery
 from meihua.schema.subscriptions import LiveEvent, Subscription
 from meihua.schema.tasks import TaskMutation, TaskQuery
+from meihua.schema.telemetry import OperationTelemetry
 from meihua.schema.timeline import TimelineQuery
 from meihua.settings import Settings
 
@@ -77,35 +78,34 @@ Mutation = merge_types(
     ),
 )
 
-MAX_QUERY_DEPTH = 12
 DOCUMENT_CACHE_SIZE = 512
-# Built once: strawberry's QueryDepthLimiter makes a new rule class per
-# request, and ValidationCache keys on the rules, so it never hit.
-DEPTH_RULE = create_validator(MAX_QUERY_DEPTH, None, None)
-
-
-class DepthLimit(AddValidationRules):
-    """Operations nested deeper than MAX_QUERY_DEPTH are refused (QUERY_TOO_COMPLEX)."""
-
-    def __init__(self) -> None:
-        super().__init__([DEPTH_RULE])
 
 
 class MeihuaSchema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         """Silence strawberry's per-error tracebacks; schema.errors logs the real bugs."""
 
+    async def execute(self, *args, **kwargs):
+        """Mask what an extension's crash let past ErrorCodes (see schema.errors.escaped)."""
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            result.errors = [escaped(error) for error in result.errors]
+        return result
+
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     # Extensions are passed as classes or factories: strawberry makes one per
     # operation, so nothing is shared between concurrent requests.
+    limits = Limits.of(settings or Settings())
     extensions: list = [
+        OperationTelemetry,  # first: it times all the others and sees the final codes
         OperationScope,
+        OperationBudget,  # after OperationScope: charges the viewer it finds
         ErrorCodes,
         lambda: SafeParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         NoNulCharacters,  # after ValidationCache: it adds to the validation errors
-        DepthLimit,
+        lambda: OperationLimits(limits),
     ]
     if settings is not None and not settings.introspection:
         extensions.append(DisableIntrospection)

@@ -12,6 +12,7 @@ from strawberry.types import Info as StrawberryInfo
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.auth import TokenSigner
 from meihua.resolvers.errors import Unauthenticated
+from meihua.resolvers.rate_limits import RateLimits
 from meihua.schema.loaders import Loaders
 from meihua.settings import Settings
 from meihua.subscriptions.hub import EventHub
@@ -23,6 +24,8 @@ class Context:
     response: Response | WebSocket | None
     settings: Settings
     signer: TokenSigner
+    # This app's operation budget and login throttling.
+    rate_limits: RateLimits
     # This process's event hub (subscriptions follow it); None outside the app.
     hub: EventHub | None = None
     token: str | None = None

@@ -16,6 +16,7 @@ from meihua.resolvers.pagination import Ordering
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema.context import Info
 from meihua.schema.permissions import SignedIn
+from meihua.schema.rate_limits import client_ip
 from meihua.schema.relay import (
     Connection,
     Node,
@@ -330,14 +331,24 @@ class OrgQuery:
 class OrgMutation:
     @strawberry.mutation(description="Sign in; send the token as `Authorization: Bearer <token>`.")
     async def login(self, info: Info, username: str, password: str) -> AuthPayload:
+        # Counted before the password is checked: while an attempt has to wait, no
+        # guess reaches the check at all.
+        limits, ip = info.context.rate_limits, client_ip(info.context)
+        await limits.login_attempt(username, ip)
         token, user = await auth.login(username, password, info.context.signer)
+        await limits.login_succeeded(username, ip)
         return AuthPayload(token=token, user=User.of(user))
 
     @strawberry.mutation(description="Change your own password; your other sessions end.")
     async def change_password(
         self, info: Info, current_password: str, new_password: str
     ) -> AuthPayload:
-        user = await org.change_own_password(info.context.viewer, current_password, new_password)
+        # The current password is a guess like a sign-in's: a stolen token must not
+        # be able to try passwords here faster than at `login`.
+        viewer, limits, ip = info.context.viewer, info.context.rate_limits, client_ip(info.context)
+        await limits.login_attempt(viewer.user.username, ip)
+        user = await org.change_own_password(viewer, current_password, new_password)
+        await limits.login_succeeded(viewer.user.username, ip)
         return AuthPayload(token=info.context.signer.issue(user), user=User.of(user))
 
     @strawberry.mutation

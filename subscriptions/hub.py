@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from meihua import metrics
 from meihua.models import Event
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, LimitExceeded, MeihuaError, Unauthenticated
@@ -274,6 +275,7 @@ class EventHub:
         batch = await Batch.load(events)
         # From here to the position update nothing awaits: a feed opened
         # meanwhile starts after this batch, and replays it from the log.
+        offered: dict[int, Event] = {}
         for feed in list(self._feeds):
             sight = self._sights.get(feed.user_id)
             if sight is None:
@@ -284,6 +286,8 @@ class EventHub:
             for event in events:
                 if event.id > feed.start and feed.accept(sight, event, batch):
                     feed.offer(event)
+                    offered[event.id] = event
+        metrics.delivered(offered.values())
 
     async def _refresh_sights(self) -> None:
         users = list(self._sights)

@@ -70,32 +70,39 @@ class RedisPubSubBackend(BroadcastBackend):
         return await self._events.get()
 
     async def _listen(self) -> None:
-        backoff = 0.1
         while True:
             await self._has_channels.wait()
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.1
-            except _LOST as error:
+            except Exception as error:  # whatever broke it, listen again on a new connection
                 logger.warning("Redis event bus connection lost (%s); reconnecting", error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                await self._resubscribe()
+                await self._reconnect()
                 continue
             if message is not None and message["type"] == "message":
                 await self._events.put(
                     Event(channel=message["channel"].decode(), message=message["data"].decode())
                 )
 
-    async def _resubscribe(self) -> None:
-        try:
-            await self._pubsub.aclose()
-        except _LOST:
-            pass
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            if self._channels:
+    async def _reconnect(self) -> None:
+        """A fresh connection subscribed to every channel, retried with backoff until Redis answers.
+
+        Until then there is nothing to read: a pub/sub that never subscribed
+        has no connection, and reading it fails for good.
+        """
+        backoff = 0.1
+        while True:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            try:
+                await self._pubsub.aclose()
+            except _LOST:
+                pass
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            if not self._channels:
+                return  # the next subscribe() connects it
+            try:
                 await self._pubsub.subscribe(*self._channels)
-                logger.info("Redis event bus reconnected (%d channels)", len(self._channels))
-        except _LOST:
-            pass  # still down; the next read fails and we try again
+            except _LOST:
+                continue
+            logger.info("Redis event bus reconnected (%d channels)", len(self._channels))
+            return

@@ -63,12 +63,14 @@ async def _postgres_admin(url: str, sql: str) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Leave out the SQLite runs of tests marked `postgres_only`."""
+    """Leave out `postgres_only` tests on SQLite and `sqlite_only` ones on PostgreSQL."""
     keep, drop = [], []
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("database")
-        sqlite_only_run = backend == "sqlite" and item.get_closest_marker("postgres_only")
-        (drop if sqlite_only_run else keep).append(item)
+        wrong_backend = (backend == "sqlite" and item.get_closest_marker("postgres_only")) or (
+            backend == "postgres" and item.get_closest_marker("sqlite_only")
+        )
+        (drop if wrong_backend else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

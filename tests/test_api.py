@@ -27,11 +27,12 @@ from graphql import (
 import meihua.resolvers.customers as customer_rules
 from meihua.app import create_app
 from meihua.models import Department
-from meihua.schema import MAX_QUERY_DEPTH, build_schema, print_sdl
+from meihua.schema import build_schema, print_sdl
 from meihua.schema.relay import to_global_id
 from meihua.settings import DEV_SECRET_KEY, ConfigurationError, Settings
 
 SECRET = "test-secret-key-of-at-least-32-bytes"
+MAX_QUERY_DEPTH = Settings.query_depth_max
 
 
 # --------------------------------------------------------------------------- SDL

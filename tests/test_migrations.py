@@ -212,7 +212,11 @@ async def test_migrating_the_run_database_again_keeps_its_data(db, org):
 
 async def test_postgresql_scheme_alias_is_accepted():
     config = meihua_db.tortoise_config("postgresql://u:p@h:5432/d")
-    assert config["connections"]["default"] == "postgres://u:p@h:5432/d"
+    connection = config["connections"]["default"]
+    assert connection["engine"] == "tortoise.backends.asyncpg"
+    credentials = connection["credentials"]
+    assert (credentials["host"], credentials["port"], credentials["database"]) == ("h", 5432, "d")
+    assert (credentials["user"], credentials["password"]) == ("u", "p")
 
 
 async def test_fresh_database_has_the_sales_defaults(empty_url):

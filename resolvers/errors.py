@@ -50,3 +50,7 @@ class LimitExceeded(MeihuaError):
 
 class QueryTooComplex(MeihuaError):
     code = "QUERY_TOO_COMPLEX"
+
+
+# Every `extensions.code` a client may see (SPEC §9): the classes above and INTERNAL.
+CODES = frozenset({error.code for error in MeihuaError.__subclasses__()} | {"INTERNAL"})

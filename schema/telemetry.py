@@ -18,24 +18,9 @@ from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
 from meihua import logs, metrics
-from meihua.resolvers.errors import MeihuaError
+from meihua.resolvers.errors import CODES, MeihuaError
 
 logger = logging.getLogger("meihua.operations")
-
-# SPEC §9's codes: anything else counts as INTERNAL, so outcomes stay a bounded set.
-CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "BAD_USER_INPUT",
-        "DUPLICATE",
-        "CONFLICT",
-        "LIMIT_EXCEEDED",
-        "QUERY_TOO_COMPLEX",
-        "INTERNAL",
-    }
-)
 
 
 class OperationTelemetry(SchemaExtension):
@@ -126,4 +111,5 @@ def outcome_of(result) -> str:
     if not errors:
         return "ok"
     code = (errors[0].extensions or {}).get("code")
+    # Anything but the spec's codes counts as INTERNAL, so outcomes stay a bounded set.
     return code if code in CODES else "INTERNAL"

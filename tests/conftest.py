@@ -16,6 +16,7 @@ the next.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -101,7 +102,7 @@ async def database(request, tmp_path_factory) -> AsyncIterator[str]:
             await _postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _tables() -> list[str]:
+def all_tables() -> list[str]:
     names: set[str] = set()
     for model in Tortoise.apps.get_models_iterable():
         names.add(model._meta.db_table)
@@ -118,7 +119,7 @@ async def _reset(url: str) -> None:
         importlib.import_module("meihua.migrations.0006_company_pool"),
     ]
     conn = connections.get("default")
-    tables = _tables()
+    tables = all_tables()
     if url.startswith("sqlite"):
         # SQLite checks RESTRICT row by row; self-references (department.parent,
         # users.manager) would block a plain DELETE, so empty with checks off.
@@ -154,6 +155,16 @@ async def app(settings: Settings):
     application = create_app(settings, open_database=False)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, **transport: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of another app on the test's database, made from `settings`."""
+    application = create_app(settings, open_database=False)
+    async with application.router.lifespan_context(application):
+        asgi = httpx.ASGITransport(app=application, **transport)
+        async with httpx.AsyncClient(transport=asgi, base_url="http://testserver") as client:
+            yield client
 
 
 @dataclass

@@ -6,12 +6,9 @@ GET/GraphiQL/health, query limits, CORS, `node(id:)` and the settings behind the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from graphql import (
     GraphQLEnumType,
@@ -25,11 +22,11 @@ from graphql import (
 )
 
 import meihua.resolvers.customers as customer_rules
-from meihua.app import create_app
 from meihua.models import Department
 from meihua.schema import build_schema, print_sdl
 from meihua.schema.relay import to_global_id
 from meihua.settings import DEV_SECRET_KEY, ConfigurationError, Settings
+from tests.conftest import serving
 
 SECRET = "test-secret-key-of-at-least-32-bytes"
 MAX_QUERY_DEPTH = Settings.query_depth_max
@@ -313,15 +310,6 @@ async def test_depth_limit_applies_before_authentication(gql):
 # -------------------------------------------------------------------------------- CORS
 
 
-@contextlib.asynccontextmanager
-async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings, open_database=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
 def _preflight(origin: str) -> dict[str, str]:
     return {
         "Origin": origin,
@@ -332,7 +320,7 @@ def _preflight(origin: str) -> dict[str, str]:
 
 async def test_cors_preflight_from_an_allowed_origin(db):
     settings = Settings(database_url=db, secret_key=SECRET, cors_origins=("https://app.example",))
-    async with _client_for(settings) as client:
+    async with serving(settings) as client:
         reply = await client.options("/graphql", headers=_preflight("https://app.example"))
         assert reply.status_code == 200, reply.text
         assert reply.headers["access-control-allow-origin"] == "https://app.example"
@@ -351,7 +339,7 @@ async def test_cors_preflight_from_an_allowed_origin(db):
 
 async def test_cors_preflight_from_another_origin_is_not_allowed(db):
     settings = Settings(database_url=db, secret_key=SECRET, cors_origins=("https://app.example",))
-    async with _client_for(settings) as client:
+    async with serving(settings) as client:
         reply = await client.options("/graphql", headers=_preflight("https://evil.example"))
         assert "access-control-allow-origin" not in reply.headers
         reply = await client.post(
@@ -372,7 +360,7 @@ async def test_no_cors_origins_by_default(http):
 
 async def test_introspection_and_graphiql_can_be_turned_off(db, org):
     settings = Settings(database_url=db, secret_key=SECRET, introspection=False, graphiql=False)
-    async with _client_for(settings) as client:
+    async with serving(settings) as client:
         reply = await client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
         body = reply.json()
         assert not (body.get("data") or {}).get("__schema"), body

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 from graphql import GraphQLObjectType
-from tortoise import Tortoise, connections
+from tortoise import connections
 from tortoise.models import Model
 
 from meihua.models import (
@@ -71,6 +71,7 @@ from meihua.resolvers.customers import normalize_name
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.schema import build_schema
 from meihua.schema.relay import to_global_id
+from tests.conftest import all_tables
 
 SCHEMA = build_schema()._schema
 
@@ -1163,20 +1164,11 @@ def test_every_exemption_says_why():
 # --- running an entry -----------------------------------------------------------------
 
 
-def _tables() -> list[str]:
-    names: set[str] = set()
-    for model in Tortoise.apps.get_models_iterable():
-        names.add(model._meta.db_table)
-        for name in model._meta.m2m_fields:
-            names.add(model._meta.fields_map[name].through)
-    return sorted(names)
-
-
 async def snapshot() -> dict[str, list[str]]:
     """Every row of every table, comparable."""
     conn = connections.get("default")
     state = {}
-    for table in _tables():
+    for table in all_tables():
         rows = await conn.execute_query_dict(f'SELECT * FROM "{table}"')
         state[table] = sorted(repr(sorted(row.items())) for row in rows)
     return state

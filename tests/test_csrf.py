@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from meihua.app import create_app
 from meihua.models import Department
 from meihua.settings import Settings
-from tests.conftest import SECRET
+from tests.conftest import SECRET, serving
 
 CREATE = 'mutation { createDepartment(input: {name: "Forged"}) { name } }'
 BODY = json.dumps({"query": CREATE})
@@ -166,11 +165,8 @@ async def test_a_cookie_carries_no_authority(http, gql, org):
 @pytest.fixture
 async def spa_client(db) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=db, secret_key=SECRET, cors_origins=(SPA,))
-    application = create_app(settings, open_database=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with serving(settings) as client:
+        yield client
 
 
 def _preflight(origin: str) -> dict[str, str]:

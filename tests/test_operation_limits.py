@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 from graphql import FragmentDefinitionNode, get_introspection_query, parse, validate
 from tortoise.context import TortoiseContext
@@ -33,7 +32,7 @@ from meihua.schema import build_schema
 from meihua.schema.limits import Limits, validation_rules
 from meihua.schema.measure import Measurer
 from meihua.settings import ConfigurationError, Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,11 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 async def client_for(settings: Settings, **changes) -> AsyncIterator[GraphQLClient]:
     """A GraphQL client of an app whose settings differ from the test's by `changes`."""
     changed = replace(settings, **changes)
-    application = create_app(changed, open_database=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield GraphQLClient(http, TokenSigner(changed.secret_key, timedelta(minutes=60)))
+    async with serving(changed) as http:
+        yield GraphQLClient(http, TokenSigner(changed.secret_key, timedelta(minutes=60)))
 
 
 def _refused(result, *words: str) -> None:

@@ -11,10 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
-from meihua.app import create_app
 from meihua.models import (
     Contract,
     ContractStatus,
@@ -31,7 +29,7 @@ from meihua.models import (
 from meihua.resolvers.customers import normalize_name
 from meihua.schema.relay import from_global_id, to_global_id
 from meihua.settings import Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, serving
 
 CREATE_PLAN = """
 mutation($contract: ID!, $input: CreatePaymentPlanInput!) {
@@ -193,11 +191,8 @@ async def test_plans_are_listed_with_a_derived_status(gql, books):
 @contextlib.asynccontextmanager
 async def client_in(timezone: str, settings: Settings, gql) -> AsyncIterator[GraphQLClient]:
     """A GraphQL client of a server whose company sits in `timezone`."""
-    application = create_app(replace(settings, timezone=timezone), open_database=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield GraphQLClient(http, gql.signer)
+    async with serving(replace(settings, timezone=timezone)) as http:
+        yield GraphQLClient(http, gql.signer)
 
 
 async def test_overdue_is_judged_by_the_company_date(gql, settings, books):

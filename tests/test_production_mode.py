@@ -15,11 +15,10 @@ import httpx
 import pytest
 
 from meihua import app as app_module
-from meihua.app import create_app
 from meihua.resolvers.auth import TokenSigner
 from meihua.schema import extensions as schema_extensions
 from meihua.settings import Settings
-from tests.conftest import SECRET
+from tests.conftest import SECRET, serving
 
 PRODUCTION = {"MEIHUA_ENV": "production", "SECRET_KEY": SECRET}
 
@@ -28,12 +27,9 @@ PRODUCTION = {"MEIHUA_ENV": "production", "SECRET_KEY": SECRET}
 async def client_for(db: str, **environ: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app configured from these environment variables, as an operator would."""
     settings = Settings.from_env({"DATABASE_URL": db, **environ})
-    application = create_app(settings, open_database=False)
-    async with application.router.lifespan_context(application):
-        # A crash must reach the client as the app's own 500, not as an exception here.
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    # A crash must reach the client as the app's own 500, not as an exception here.
+    async with serving(settings, raise_app_exceptions=False) as client:
+        yield client
 
 
 @pytest.fixture

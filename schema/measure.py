@@ -66,6 +66,32 @@ class Measure:
 EMPTY = Measure()
 
 
+def root_keys(
+    selection_set: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]
+) -> frozenset[str]:
+    """Response keys of an operation's top-level fields: a key selected twice runs once.
+
+    Each fragment is read once, however often it is spread.
+    """
+    keys: set[str] = set()
+    spread: set[str] = set()
+
+    def collect(selections: SelectionSetNode) -> None:
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                keys.add((selection.alias or selection.name).value)
+            elif isinstance(selection, InlineFragmentNode):
+                collect(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in spread:
+                    spread.add(name)
+                    collect(fragments[name].selection_set)
+
+    collect(selection_set)
+    return frozenset(keys)
+
+
 class Measurer:
     """Measures the operations of one document; fragments are measured once."""
 
@@ -79,7 +105,6 @@ class Measurer:
         self.fragments = fragments
         self.page_max = page_max
         self._done: dict[str, Measure] = {}
-        self._keys: dict[str, frozenset[str]] = {}
         self._open: set[str] = set()  # fragments being measured: a cycle counts nothing
 
     def operation(self, operation: OperationDefinitionNode) -> Measure:
@@ -89,25 +114,8 @@ class Measurer:
             OperationType.SUBSCRIPTION: self.schema.subscription_type,
         }[operation.operation]
         measure = self._selections(operation.selection_set, root)
-        return replace(measure, root_fields=len(self._root_keys(operation.selection_set)))
-
-    def _root_keys(self, selection_set: SelectionSetNode) -> frozenset[str]:
-        """Response keys of the top-level fields: a key selected twice runs once."""
-        keys: set[str] = set()
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                keys.add(selection.alias.value if selection.alias else selection.name.value)
-            elif isinstance(selection, InlineFragmentNode):
-                keys |= self._root_keys(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if name not in self._keys and fragment is not None and name not in self._open:
-                    self._open.add(name)
-                    self._keys[name] = self._root_keys(fragment.selection_set)
-                    self._open.discard(name)
-                keys |= self._keys.get(name, frozenset())
-        return frozenset(keys)
+        root_fields = len(root_keys(operation.selection_set, self.fragments))
+        return replace(measure, root_fields=root_fields)
 
     def _selections(
         self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None

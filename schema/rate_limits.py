@@ -12,18 +12,15 @@ from collections.abc import AsyncIterator
 from graphql import (
     DocumentNode,
     ExecutionResult,
-    FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
-    InlineFragmentNode,
-    SelectionSetNode,
 )
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from meihua.resolvers.errors import LimitExceeded
+from meihua.schema.measure import root_keys
 
 
 def client_ip(context) -> str:
@@ -46,27 +43,7 @@ def root_fields(document: DocumentNode, operation_name: str | None) -> int:
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    keys: set[str] = set()
-    _collect(operation.selection_set, fragments, keys, set())
-    return len(keys)
-
-
-def _collect(
-    selection_set: SelectionSetNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    keys: set[str],
-    spread: set[str],
-) -> None:
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            keys.add((selection.alias or selection.name).value)
-        elif isinstance(selection, InlineFragmentNode):
-            _collect(selection.selection_set, fragments, keys, spread)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in spread:
-                spread.add(name)
-                _collect(fragments[name].selection_set, fragments, keys, spread)
+    return len(root_keys(operation.selection_set, fragments))
 
 
 class OperationBudget(SchemaExtension):

@@ -106,23 +106,23 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings.warn_if_insecure()
-        if open_database:
-            await db.open_database(settings.database_url, settings.statement_timeout)
-        await bus.connect()
-        events.use_bus(bus)
-        await hub.start()
-        clock.start()
-        try:
+        # Stopped in reverse order, each step even when one before it fails: a
+        # database left open keeps aiosqlite's thread, and the process, alive.
+        async with contextlib.AsyncExitStack() as started:
+            if open_database:
+                await db.open_database(settings.database_url, settings.statement_timeout)
+                started.push_async_callback(db.close_database)
+            started.push_async_callback(rate_limits.close)
+            await bus.connect()
+            started.push_async_callback(bus.disconnect)
+            events.use_bus(bus)
+            started.callback(events.use_bus, None)
+            await hub.start()
+            started.push_async_callback(hub.stop)
+            clock.start()
+            started.push_async_callback(clock.stop)
             with drain.on_signals() if drain_on_signals else contextlib.nullcontext():
                 yield
-        finally:
-            await clock.stop()
-            await hub.stop()
-            events.use_bus(None)
-            await bus.disconnect()
-            await rate_limits.close()
-            if open_database:
-                await db.close_database()
 
     app = Starlette(
         routes=[

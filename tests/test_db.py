@@ -10,7 +10,10 @@ import pytest
 from tortoise import connections
 from tortoise.backends.base.config_generator import expand_db_url
 
+from meihua import db as meihua_db
+from meihua.app import create_app
 from meihua.db import SQLITE_BUSY_TIMEOUT_MS
+from meihua.settings import Settings
 
 
 @pytest.mark.postgres_only
@@ -55,3 +58,27 @@ async def test_a_sqlite_mutation_waits_for_another_process_writing(db, gql, org)
     await holder
     assert not result.errors, result.errors
     assert result.data == {"createCustomer": {"name": "Waited Ltd"}}
+
+
+async def test_the_database_is_closed_even_when_an_earlier_shutdown_step_fails(db, monkeypatch):
+    calls: list[str] = []
+
+    async def opened(*args) -> None:
+        calls.append("open")
+
+    async def closed() -> None:
+        calls.append("close")
+
+    monkeypatch.setattr(meihua_db, "open_database", opened)
+    monkeypatch.setattr(meihua_db, "close_database", closed)
+    # The hub reads the event log of the test's database; opening and closing are recorded.
+    application = create_app(Settings(database_url=db, recycle_interval=0))
+
+    async def broken_stop() -> None:
+        raise RuntimeError("the hub failed to stop")
+
+    monkeypatch.setattr(application.state.hub, "stop", broken_stop)
+    with pytest.raises(RuntimeError, match="hub failed"):
+        async with application.router.lifespan_context(application):
+            pass
+    assert calls == ["open", "close"]

@@ -65,7 +65,8 @@ class FollowUp(Model):
 
     class Meta:
         table = "followup"
-        indexes = (("target_type", "target_id"),)
+        # A customer's follow-ups (customerId filter, its timeline).
+        indexes = (("target_type", "target_id"), ("customer_id", "occurred_at"))
 
 
 class Task(Model):
@@ -100,7 +101,12 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        indexes = (("related_type", "related_id"),)
+        # My tasks (assignee, status, by due time); a customer's tasks (timeline).
+        indexes = (
+            ("related_type", "related_id"),
+            ("assignee_id", "status", "due_at"),
+            ("customer_id",),
+        )
 
 
 class OperationLog(Model):
@@ -126,4 +132,5 @@ class OperationLog(Model):
 
     class Meta:
         table = "operation_log"
-        indexes = (("record_type", "record_id"),)
+        # A customer's timeline reads its log entries by customer.
+        indexes = (("record_type", "record_id"), ("customer_id",))

@@ -45,3 +45,5 @@ class Contact(Model):
 
     class Meta:
         table = "contact"
+        # The contact list's default ordering.
+        indexes = (("created_at",),)

@@ -71,6 +71,9 @@ class Contract(Model):
 
     class Meta:
         table = "contract"
+        # The status filter (receivables: approved ones), the signed-on range
+        # filter, ordering and trend, the UPDATED_AT ordering.
+        indexes = (("status",), ("signed_on",), ("updated_at",))
 
 
 class ContractItem(Model):

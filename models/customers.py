@@ -78,7 +78,9 @@ class Customer(Model):
 
     class Meta:
         table = "customer"
-        indexes = (("pool_id", "owner_id"),)
+        # Pool scope and list; then the dealStatus filter and recycling scan, and
+        # the UPDATED_AT ordering (CREATED_AT, owner, last follow-up: db_index).
+        indexes = (("pool_id", "owner_id"), ("deal_status",), ("updated_at",))
 
 
 class CustomerTeamMember(Model):

@@ -57,3 +57,5 @@ class Lead(Model):
 
     class Meta:
         table = "lead"
+        # The status filter and the followed-up range filter.
+        indexes = (("status",), ("last_followup_at",))

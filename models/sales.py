@@ -82,6 +82,9 @@ class Opportunity(Model):
 
     class Meta:
         table = "opportunity"
+        # The stageId/status filters, the board and funnel by stage, the
+        # expected-close range filter and forecast, the UPDATED_AT ordering.
+        indexes = (("stage_id", "status"), ("status",), ("expected_close_date",), ("updated_at",))
 
 
 class OpportunityStageChange(Model):

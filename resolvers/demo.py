@@ -1,9 +1,11 @@
 """Demo data (演示数据): a believable company to try Meihua on, built in bulk.
 
-Rows are built in memory with ids handed out here and written with
-bulk_create a chunk of customers at a time, so 100 000 customers take minutes,
-not hours. The operation log and live events are left out on purpose: nobody
-did these things, the demo just starts with them.
+Rows are built in memory with ids handed out here, so children point at
+parents without reading anything back, and written a chunk of customers at a
+time: COPY on PostgreSQL (a million customers take minutes), bulk_create on
+SQLite. Dates spread over the two years the customers span. The operation log
+and live events are left out on purpose: nobody did these things, the demo
+just starts with them.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache, partial
 
 from tortoise import connections
+from tortoise.fields import DatetimeField, Field, JSONField
+from tortoise.fields.data import CharEnumFieldInstance, IntEnumFieldInstance
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -57,6 +62,7 @@ from meihua.resolvers.pool_membership import home_pool_id
 DEMO_PASSWORD = "meihua-demo"
 USERNAME_PREFIX = "demo."
 CHUNK = 1000
+YEARS_DAYS = 720  # the oldest customer is this many days old
 
 CITIES = [
     ("上海", "上海市"), ("杭州", "浙江省"), ("宁波", "浙江省"), ("苏州", "江苏省"),
@@ -199,8 +205,12 @@ async def seed_demo(
     customers: int,
     seed: int | None = None,
     progress: Callable[[int], object] | None = None,
+    today: datetime | None = None,
 ) -> DemoSummary:
-    """Fill an empty CRM with `customers` customers and everything around them."""
+    """Fill an empty CRM with `customers` customers and everything around them.
+
+    Dates count back from `today` (now by default): same seed and day, same data.
+    """
     await refuse_if_not_empty()
     rng = random.Random(seed)
     users = await _organization()
@@ -212,24 +222,103 @@ async def seed_demo(
     # Each seller's customers belong to their home pool; worked out once, not per row.
     pools = {users[key].id: await home_pool_id(users[key]) for key in SELLERS}
     builder = _Builder(
-        rng, ids, users, stages, pools, today=datetime.now(UTC).replace(microsecond=0)
+        rng, ids, users, stages, pools, today=(today or datetime.now(UTC)).replace(microsecond=0)
     )
     counts = dict.fromkeys((model.__name__ for model in BULK_MODELS), 0)
+    conn = connections.get("default")
+    write = _copy if conn.capabilities.dialect == "postgres" else _bulk_create
     done = 0
     while done < customers:
         size = min(CHUNK, customers - done)
         rows = builder.chunk(size)
-        async with in_transaction():
-            for model in BULK_MODELS:
-                objs = rows.get(model, [])
-                if objs:
-                    await model.bulk_create(objs, batch_size=CHUNK)
-                counts[model.__name__] += len(objs)
+        await write(conn, rows)
+        for model in BULK_MODELS:
+            counts[model.__name__] += len(rows[model])
         done += size
         if progress is not None:
             progress(size)
     await _advance_sequences()
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_script("ANALYZE")  # so a fresh demo gets good plans at once
     return DemoSummary([user.username for user in users.values()], counts)
+
+
+class _Row:
+    """A row to write: cheaper to make than a model instance, which a million customers feel."""
+
+    def __init__(self, model: type[Model], values: dict[str, object]) -> None:
+        self.model = model
+        self.__dict__.update(_defaults(model))
+        self.__dict__.update(values)
+
+    def values(self) -> dict[str, object]:
+        """The set columns, for a model instance (which fills in its own stamps)."""
+        names = self.model._meta.fields_db_projection
+        return {name: self.__dict__[name] for name in names if self.__dict__[name] is not None}
+
+
+@cache
+def _defaults(model: type[Model]) -> dict[str, object]:
+    """Each column's default, worked out once (the demo never changes one in place)."""
+    defaults: dict[str, object] = {}
+    for name in model._meta.fields_db_projection:
+        default = model._meta.fields_map[name].default
+        defaults[name] = default() if callable(default) else default
+    return defaults
+
+
+@cache
+def _converters(model: type[Model]) -> list[Callable[[object], object]]:
+    """Per column, Python value → what COPY takes; plain values go as they are."""
+    converters: list[Callable[[object], object]] = []
+    for name in model._meta.fields_db_projection:
+        field_ = model._meta.fields_map[name]
+        if isinstance(field_, CharEnumFieldInstance | IntEnumFieldInstance):
+            converters.append(lambda value: None if value is None else value.value)
+        elif isinstance(field_, DatetimeField) and (field_.auto_now or field_.auto_now_add):
+            converters.append(partial(_stamp, field_.auto_now))
+        elif isinstance(field_, JSONField):
+            converters.append(partial(_to_db, field_))
+        else:
+            converters.append(_same)
+    return converters
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _stamp(always: bool, value: object) -> object:
+    """auto_now columns get the time of writing, auto_now_add ones only when unset."""
+    return datetime.now(UTC) if always or value is None else value
+
+
+def _to_db(field_: Field, value: object) -> object:
+    return field_.to_db_value(value, None)
+
+
+async def _bulk_create(conn: object, rows: dict[type[Model], list[_Row]]) -> None:
+    async with in_transaction():
+        for model in BULK_MODELS:
+            if rows[model]:
+                objs = [model(**row.values()) for row in rows[model]]
+                await model.bulk_create(objs, batch_size=CHUNK)
+
+
+async def _copy(conn: object, rows: dict[type[Model], list[_Row]]) -> None:
+    """One COPY per table, the chunk in one transaction."""
+    async with conn.acquire_connection() as raw, raw.transaction():  # type: ignore[attr-defined]
+        for model in BULK_MODELS:
+            if not rows[model]:
+                continue
+            meta = model._meta
+            names = list(meta.fields_db_projection)
+            pairs = list(zip(names, _converters(model), strict=True))
+            records = [
+                tuple(convert(row.__dict__[name]) for name, convert in pairs) for row in rows[model]
+            ]
+            columns = [meta.fields_db_projection[name] for name in names]
+            await raw.copy_records_to_table(meta.db_table, records=records, columns=columns)
 
 
 async def _organization() -> dict[str, User]:
@@ -295,22 +384,29 @@ class _Builder:
         self.stages = stages
         self.today = today
         self.name_keys: set[str] = set()
+        self.branches: dict[str, int] = {}  # base name → last branch number tried
         self.phone_keys: set[str] = set()
         self.contract_count = 0
 
-    def chunk(self, size: int) -> dict[type[Model], list[Model]]:
-        self.rows: dict[type[Model], list[Model]] = {model: [] for model in BULK_MODELS}
+    def chunk(self, size: int) -> dict[type[Model], list[_Row]]:
+        self.rows: dict[type[Model], list[_Row]] = {model: [] for model in BULK_MODELS}
         for _ in range(size):
             self._customer()
         return self.rows
 
-    def add(self, obj: Model) -> Model:
-        self.rows[type(obj)].append(obj)
-        return obj
+    def add(self, model: type[Model], **values: object) -> _Row:
+        row = _Row(model, values)
+        self.rows[model].append(row)
+        return row
 
     def ago(self, max_days: int, min_days: int = 0) -> datetime:
         seconds = self.rng.randrange(min_days * 86400, max_days * 86400 + 1)
         return self.today - timedelta(seconds=seconds)
+
+    def between(self, start: datetime, end: datetime) -> datetime:
+        """A moment in [start, end]; end wins when the span is empty."""
+        span = int((end - start).total_seconds())
+        return end if span <= 0 else start + timedelta(seconds=self.rng.randrange(span + 1))
 
     def company_name(self) -> tuple[str, str, str]:
         """A company name not used yet (first in owns), with its region and industry."""
@@ -318,10 +414,12 @@ class _Builder:
         city, province = rng.choice(CITIES)
         trade, industry = rng.choice(TRADES)
         base = f"{city}{rng.choice(BRANDS)}{trade}{rng.choice(FORMS)}"
-        name, branch = base, 1
+        branch = self.branches.get(base, 1)
+        name = base if branch == 1 else f"{base}第{branch}分公司"
         while normalize_name(name) in self.name_keys:
             branch += 1
             name = f"{base}第{branch}分公司"
+        self.branches[base] = branch
         self.name_keys.add(normalize_name(name))
         return name, f"{province} {city}", industry
 
@@ -342,36 +440,37 @@ class _Builder:
         owner = rng.choice(self.sellers)
         name, region, industry = self.company_name()
         phone = self.mobile(unique=True)
-        created_at = self.ago(720, 30)
+        created_at = self.ago(YEARS_DAYS, 30)
         customer = self.add(
-            Customer(
-                id=self.ids(Customer),
-                name=name,
-                name_key=normalize_name(name),
-                phone=phone,
-                phone_key=normalize_phone(phone),
-                industry=industry,
-                region=region,
-                source=rng.choice(SOURCES),
-                level=rng.choice(LEVELS),
-                address=f"{region.split()[-1]}{rng.choice(STREETS)}{rng.randrange(1, 999)}号",
-                tags=rng.sample(TAGS, rng.randrange(0, 3)),
-                owner_id=owner.id,
-                created_by_id=owner.id,
-                created_at=created_at,
-                pool_id=self.pools[owner.id],
-                taken_at=created_at,
-            )
+            Customer,
+            id=self.ids(Customer),
+            name=name,
+            name_key=normalize_name(name),
+            phone=phone,
+            phone_key=normalize_phone(phone),
+            industry=industry,
+            region=region,
+            source=rng.choice(SOURCES),
+            level=rng.choice(LEVELS),
+            address=f"{region.split()[-1]}{rng.choice(STREETS)}{rng.randrange(1, 999)}号",
+            tags=rng.sample(TAGS, rng.randrange(0, 3)),
+            owner_id=owner.id,
+            created_by_id=owner.id,
+            created_at=created_at,
+            pool_id=self.pools[owner.id],
+            taken_at=created_at,
         )
-        contacts = self._contacts(customer, owner)
+        contacts = self._contacts(customer, owner, created_at)
         self._lead(customer, contacts[0], owner, created_at)
-        opportunities = [self._opportunity(customer, owner) for _ in range(rng.randrange(0, 4))]
+        opportunities = [
+            self._opportunity(customer, owner, created_at) for _ in range(rng.randrange(0, 4))
+        ]
         for opportunity in opportunities:
             if opportunity.status == OpportunityStatus.WON:
                 self._contract(customer, opportunity, contacts[0], owner)
         if any(o.status == OpportunityStatus.WON for o in opportunities):
             customer.deal_status = DealStatus.DEALT
-        self._followups(customer, [customer, *contacts, *opportunities], owner)
+        self._followups(customer, [customer, *contacts, *opportunities], owner, created_at)
         if rng.random() < 0.5:
             self._task(customer, owner)
         if rng.random() < 0.1:
@@ -379,7 +478,7 @@ class _Builder:
         if not opportunities and rng.random() < 0.1:
             self._release(customer, owner)
 
-    def _release(self, customer: Customer, owner: User) -> None:
+    def _release(self, customer: _Row, owner: User) -> None:
         """Some customers went back to the public pool (公海), as they do."""
         released_at = self.ago(10)
         customer.owner_id = None
@@ -387,58 +486,57 @@ class _Builder:
         customer.taken_at = None
         customer.pool_entered_at = released_at
         self.add(
-            PoolMovement(
-                id=self.ids(PoolMovement),
-                customer_id=customer.id,
-                pool_id=customer.pool_id,
-                kind=PoolMovementKind.RELEASED,
-                actor_id=owner.id,
-                previous_owner_id=owner.id,
-                reason=self.rng.choice(RELEASE_REASONS),
-                created_at=released_at,
-            )
+            PoolMovement,
+            id=self.ids(PoolMovement),
+            customer_id=customer.id,
+            pool_id=customer.pool_id,
+            kind=PoolMovementKind.RELEASED,
+            actor_id=owner.id,
+            previous_owner_id=owner.id,
+            reason=self.rng.choice(RELEASE_REASONS),
+            created_at=released_at,
         )
 
-    def _contacts(self, customer: Customer, owner: User) -> list[Contact]:
+    def _contacts(self, customer: _Row, owner: User, since: datetime) -> list[_Row]:
         roles = self.rng.sample(list(DecisionRole), self.rng.randrange(1, 4))
         return [
             self.add(
-                Contact(
-                    id=self.ids(Contact),
-                    customer_id=customer.id,
-                    name=self.person(),
-                    title=self.rng.choice(TITLES[role]),
-                    mobile=self.mobile(),
-                    is_primary=index == 0,
-                    decision_role=role,
-                    created_by_id=owner.id,
-                )
+                Contact,
+                id=self.ids(Contact),
+                customer_id=customer.id,
+                name=self.person(),
+                title=self.rng.choice(TITLES[role]),
+                mobile=self.mobile(),
+                is_primary=index == 0,
+                decision_role=role,
+                created_by_id=owner.id,
+                # The primary contact came with the customer; others were met later.
+                created_at=since if index == 0 else self.between(since, self.today),
             )
             for index, role in enumerate(roles)
         ]
 
-    def _lead(self, customer: Customer, contact: Contact, owner: User, at: datetime) -> None:
+    def _lead(self, customer: _Row, contact: _Row, owner: User, at: datetime) -> None:
         """About a third of customers came in as a converted lead."""
         if self.rng.random() >= 0.3:
             return
         self.add(
-            Lead(
-                id=self.ids(Lead),
-                company_name=customer.name,
-                contact_name=contact.name,
-                phone=customer.phone,
-                phone_key=customer.phone_key,
-                source=customer.source,
-                industry=customer.industry,
-                region=customer.region,
-                owner_id=owner.id,
-                status=LeadStatus.CONVERTED,
-                converted_customer_id=customer.id,
-                converted_contact_id=contact.id,
-                converted_at=at,
-                created_by_id=owner.id,
-                created_at=at - timedelta(days=self.rng.randrange(1, 30)),
-            )
+            Lead,
+            id=self.ids(Lead),
+            company_name=customer.name,
+            contact_name=contact.name,
+            phone=customer.phone,
+            phone_key=customer.phone_key,
+            source=customer.source,
+            industry=customer.industry,
+            region=customer.region,
+            owner_id=owner.id,
+            status=LeadStatus.CONVERTED,
+            converted_customer_id=customer.id,
+            converted_contact_id=contact.id,
+            converted_at=at,
+            created_by_id=owner.id,
+            created_at=at - timedelta(days=self.rng.randrange(1, 30)),
         )
 
     def _open_lead(self, owner: User) -> None:
@@ -449,24 +547,23 @@ class _Builder:
         status = rng.choice([LeadStatus.NEW, LeadStatus.FOLLOWING, LeadStatus.INVALID])
         invalid = status == LeadStatus.INVALID
         self.add(
-            Lead(
-                id=self.ids(Lead),
-                company_name=name,
-                contact_name=self.person(),
-                phone=phone,
-                phone_key=normalize_phone(phone),
-                source=rng.choice(SOURCES),
-                industry=industry,
-                region=region,
-                owner_id=None if status == LeadStatus.NEW and rng.random() < 0.5 else owner.id,
-                status=status,
-                invalid_reason=rng.choice(INVALID_REASONS) if invalid else None,
-                created_by_id=owner.id,
-                created_at=self.ago(60),
-            )
+            Lead,
+            id=self.ids(Lead),
+            company_name=name,
+            contact_name=self.person(),
+            phone=phone,
+            phone_key=normalize_phone(phone),
+            source=rng.choice(SOURCES),
+            industry=industry,
+            region=region,
+            owner_id=None if status == LeadStatus.NEW and rng.random() < 0.5 else owner.id,
+            status=status,
+            invalid_reason=rng.choice(INVALID_REASONS) if invalid else None,
+            created_by_id=owner.id,
+            created_at=self.ago(60),
         )
 
-    def _opportunity(self, customer: Customer, owner: User) -> Opportunity:
+    def _opportunity(self, customer: _Row, owner: User, since: datetime) -> _Row:
         rng = self.rng
         roll = rng.random()
         status = (
@@ -476,54 +573,70 @@ class _Builder:
             if roll < 0.4
             else OpportunityStatus.OPEN
         )
-        stage = self.stages[-1] if status == OpportunityStatus.WON else rng.choice(self.stages)
-        created_at = self.ago(360, 20)
-        closed_at = None if status == OpportunityStatus.OPEN else self.ago(19)
+        reached = len(self.stages) - 1 if status == OpportunityStatus.WON else None
+        if reached is None:
+            reached = rng.randrange(len(self.stages))
+        stage = self.stages[reached]
+        if status == OpportunityStatus.OPEN:
+            created_at, closed_at = self.between(since, self.today - timedelta(days=20)), None
+        else:
+            # Closed any time in the customer's life, a week to half a year after opening.
+            closed_at = self.between(since + timedelta(days=7), self.today)
+            start = max(since, closed_at - timedelta(days=180))
+            created_at = self.between(start, closed_at - timedelta(days=7))
         opportunity = self.add(
-            Opportunity(
-                id=self.ids(Opportunity),
-                customer_id=customer.id,
-                name=f"{customer.name[:12]}{rng.choice(PRODUCTS)[0]}采购",
-                amount=Decimal(rng.randrange(50, 20000) * 100),
-                expected_close_date=(self.today + timedelta(days=rng.randrange(-30, 180))).date(),
-                stage_id=stage.id,
-                status=status,
-                lost_reason=rng.choice(LOST_REASONS) if status == OpportunityStatus.LOST else None,
-                closed_at=closed_at,
-                owner_id=owner.id,
-                created_by_id=owner.id,
-                created_at=created_at,
-            )
+            Opportunity,
+            id=self.ids(Opportunity),
+            customer_id=customer.id,
+            name=f"{customer.name[:12]}{rng.choice(PRODUCTS)[0]}采购",
+            amount=Decimal(rng.randrange(50, 20000) * 100),
+            expected_close_date=(self.today + timedelta(days=rng.randrange(-30, 180))).date(),
+            stage_id=stage.id,
+            status=status,
+            lost_reason=rng.choice(LOST_REASONS) if status == OpportunityStatus.LOST else None,
+            closed_at=closed_at,
+            owner_id=owner.id,
+            created_by_id=owner.id,
+            created_at=created_at,
         )
-        self.add(
-            OpportunityStageChange(
-                id=self.ids(OpportunityStageChange),
-                opportunity_id=opportunity.id,
-                to_stage_id=stage.id,
-                to_status=OpportunityStatus.OPEN,
-                actor_id=owner.id,
-                at=created_at,
-            )
-        )
+        self._stage_history(opportunity, reached, owner, created_at, closed_at or self.today)
         if closed_at is not None:
             self.add(
-                OpportunityStageChange(
-                    id=self.ids(OpportunityStageChange),
-                    opportunity_id=opportunity.id,
-                    from_stage_id=stage.id,
-                    to_stage_id=stage.id,
-                    from_status=OpportunityStatus.OPEN,
-                    to_status=status,
-                    actor_id=owner.id,
-                    reason=opportunity.lost_reason,
-                    at=closed_at,
-                )
+                OpportunityStageChange,
+                id=self.ids(OpportunityStageChange),
+                opportunity_id=opportunity.id,
+                from_stage_id=stage.id,
+                to_stage_id=stage.id,
+                from_status=OpportunityStatus.OPEN,
+                to_status=status,
+                actor_id=owner.id,
+                reason=opportunity.lost_reason,
+                at=closed_at,
             )
         return opportunity
 
-    def _contract(
-        self, customer: Customer, opportunity: Opportunity, contact: Contact, owner: User
+    def _stage_history(
+        self, opportunity: _Row, reached: int, owner: User, start: datetime, end: datetime
     ) -> None:
+        """Opened at the first stage, then moved one stage at a time up to where it stands."""
+        moves = sorted(self.between(start, end) for _ in range(reached))
+        previous = None
+        for index, at in enumerate([start, *moves]):
+            to_stage = self.stages[index]
+            self.add(
+                OpportunityStageChange,
+                id=self.ids(OpportunityStageChange),
+                opportunity_id=opportunity.id,
+                from_stage_id=previous,
+                to_stage_id=to_stage.id,
+                from_status=None if previous is None else OpportunityStatus.OPEN,
+                to_status=OpportunityStatus.OPEN,
+                actor_id=owner.id,
+                at=at,
+            )
+            previous = to_stage.id
+
+    def _contract(self, customer: _Row, opportunity: _Row, contact: _Row, owner: User) -> None:
         rng = self.rng
         roll = rng.random()
         status = (
@@ -536,22 +649,22 @@ class _Builder:
         signed_on: date = opportunity.closed_at.date()
         self.contract_count += 1
         contract = self.add(
-            Contract(
-                id=self.ids(Contract),
-                number=f"HT-DEMO-{self.contract_count:07d}",
-                title=f"{opportunity.name}合同",
-                customer_id=customer.id,
-                opportunity_id=opportunity.id,
-                signing_contact_id=contact.id,
-                owner_id=owner.id,
-                signed_on=signed_on,
-                starts_on=signed_on,
-                ends_on=signed_on + timedelta(days=365),
-                status=status,
-                total=opportunity.amount,
-                current_step=1 if status == ContractStatus.PENDING_APPROVAL else None,
-                created_by_id=owner.id,
-            )
+            Contract,
+            id=self.ids(Contract),
+            number=f"HT-DEMO-{self.contract_count:07d}",
+            title=f"{opportunity.name}合同",
+            customer_id=customer.id,
+            opportunity_id=opportunity.id,
+            signing_contact_id=contact.id,
+            owner_id=owner.id,
+            signed_on=signed_on,
+            starts_on=signed_on,
+            ends_on=signed_on + timedelta(days=365),
+            status=status,
+            total=opportunity.amount,
+            current_step=1 if status == ContractStatus.PENDING_APPROVAL else None,
+            created_by_id=owner.id,
+            created_at=opportunity.closed_at,
         )
         if status == ContractStatus.DRAFT:
             return
@@ -560,21 +673,19 @@ class _Builder:
             self._approval(contract, 1, ApprovalDecision.APPROVED, self.finance)
             self._payments(contract, signed_on)
 
-    def _approval(
-        self, contract: Contract, step: int, decision: ApprovalDecision, actor: User
-    ) -> None:
+    def _approval(self, contract: _Row, step: int, decision: ApprovalDecision, actor: User) -> None:
         self.add(
-            ApprovalRecord(
-                id=self.ids(ApprovalRecord),
-                contract_id=contract.id,
-                step=step,
-                decision=decision,
-                actor_id=actor.id,
-                comment="同意" if decision == ApprovalDecision.APPROVED else None,
-            )
+            ApprovalRecord,
+            id=self.ids(ApprovalRecord),
+            contract_id=contract.id,
+            step=step,
+            decision=decision,
+            actor_id=actor.id,
+            comment="同意" if decision == ApprovalDecision.APPROVED else None,
+            at=contract.created_at,
         )
 
-    def _payments(self, contract: Contract, signed_on: date) -> None:
+    def _payments(self, contract: _Row, signed_on: date) -> None:
         """Instalments that add up to the total; the ones already due are (partly) paid."""
         rng = self.rng
         periods = rng.randrange(1, 4)
@@ -583,32 +694,32 @@ class _Builder:
             amount = share if period < periods else contract.total - share * (periods - 1)
             planned_on = signed_on + timedelta(days=30 * (period - 1))
             plan = self.add(
-                PaymentPlan(
-                    id=self.ids(PaymentPlan),
-                    contract_id=contract.id,
-                    period=period,
-                    planned_amount=amount,
-                    planned_on=planned_on,
-                    method="银行转账",
-                )
+                PaymentPlan,
+                id=self.ids(PaymentPlan),
+                contract_id=contract.id,
+                period=period,
+                planned_amount=amount,
+                planned_on=planned_on,
+                method="银行转账",
+                created_at=contract.created_at,
             )
             if planned_on > self.today.date() or rng.random() < 0.15:
                 continue
             paid_on = min(planned_on + timedelta(days=rng.randrange(0, 10)), self.today.date())
             paid = amount if rng.random() < 0.8 else (amount / 2).quantize(Decimal("0.01"))
             self.add(
-                Payment(
-                    id=self.ids(Payment),
-                    contract_id=contract.id,
-                    plan_id=plan.id,
-                    amount=paid,
-                    paid_on=paid_on,
-                    method="银行转账",
-                    created_by_id=self.finance.id,
-                )
+                Payment,
+                id=self.ids(Payment),
+                contract_id=contract.id,
+                plan_id=plan.id,
+                amount=paid,
+                paid_on=paid_on,
+                method="银行转账",
+                created_by_id=self.finance.id,
+                created_at=min(datetime.combine(paid_on, time(10), UTC), self.today),
             )
 
-    def _followups(self, customer: Customer, targets: list[Model], owner: User) -> None:
+    def _followups(self, customer: _Row, targets: list[_Row], owner: User, since: datetime) -> None:
         """A few follow-ups on the customer or things under it; each moves last_followup_at."""
         rng = self.rng
         kinds = {
@@ -618,19 +729,18 @@ class _Builder:
         }
         for _ in range(rng.randrange(1, 5)):
             target = rng.choice(targets)
-            occurred_at = self.ago(120)
+            occurred_at = self.between(max(since, target.created_at), self.today)
             self.add(
-                FollowUp(
-                    id=self.ids(FollowUp),
-                    target_type=kinds[type(target)],
-                    target_id=target.id,
-                    customer_id=customer.id,
-                    method=rng.choice(list(FollowUpMethod)),
-                    content=rng.choice(FOLLOWUP_NOTES),
-                    occurred_at=occurred_at,
-                    author_id=owner.id,
-                    created_at=occurred_at,
-                )
+                FollowUp,
+                id=self.ids(FollowUp),
+                target_type=kinds[target.model],
+                target_id=target.id,
+                customer_id=customer.id,
+                method=rng.choice(list(FollowUpMethod)),
+                content=rng.choice(FOLLOWUP_NOTES),
+                occurred_at=occurred_at,
+                author_id=owner.id,
+                created_at=occurred_at,
             )
             for record in {id(target): target, id(customer): customer}.values():
                 if record.last_followup_at is None or record.last_followup_at < occurred_at:
@@ -638,21 +748,20 @@ class _Builder:
         if rng.random() < 0.4:
             customer.next_contact_at = self.today + timedelta(days=rng.randrange(1, 21))
 
-    def _task(self, customer: Customer, owner: User) -> None:
+    def _task(self, customer: _Row, owner: User) -> None:
         rng = self.rng
         done = rng.random() < 0.25
         self.add(
-            Task(
-                id=self.ids(Task),
-                title=f"{rng.choice(TASKS)}：{customer.name}",
-                assignee_id=owner.id,
-                creator_id=owner.manager_id or owner.id,
-                due_at=self.today + timedelta(days=rng.randrange(-5, 15)),
-                priority=rng.choice(list(TaskPriority)),
-                status=TaskStatus.DONE if done else TaskStatus.OPEN,
-                completed_at=self.ago(5) if done else None,
-                related_type=RecordType.CUSTOMER,
-                related_id=customer.id,
-                customer_id=customer.id,
-            )
+            Task,
+            id=self.ids(Task),
+            title=f"{rng.choice(TASKS)}：{customer.name}",
+            assignee_id=owner.id,
+            creator_id=owner.manager_id or owner.id,
+            due_at=self.today + timedelta(days=rng.randrange(-5, 15)),
+            priority=rng.choice(list(TaskPriority)),
+            status=TaskStatus.DONE if done else TaskStatus.OPEN,
+            completed_at=self.ago(5) if done else None,
+            related_type=RecordType.CUSTOMER,
+            related_id=customer.id,
+            customer_id=customer.id,
         )

@@ -404,7 +404,8 @@ def test_statement_timeout_is_set_on_postgres_connections_only():
     assert "server_settings" not in sqlite["credentials"]
 
 
-async def test_the_server_opens_its_database_with_the_statement_timeout(monkeypatch):
+async def test_the_server_opens_its_database_with_the_statement_timeout(db, monkeypatch):
+    # `db`: the hub reads the event log of an open database; opening is recorded.
     opened = []
 
     async def record(url: str, statement_timeout: float = 0) -> None:

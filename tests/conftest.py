@@ -330,8 +330,12 @@ def statements(db, monkeypatch) -> StatementCounter:
     left out: they run on their own schedule, not because of the request.
     """
     counter = StatementCounter()
-    client_class = type(connections.get("default"))
+    client = connections.get("default")
+    client_class = type(client)
     for name in ("execute_query", "execute_query_dict"):
+        # A method set on the instance (and "restored" there) would bypass the
+        # class and leave the counter reading zero.
+        assert name not in vars(client), f"the database client's {name} is patched on the instance"
         original = getattr(client_class, name)
 
         def counted(self, *args, _original=original, **kwargs):

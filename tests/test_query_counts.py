@@ -1,8 +1,24 @@
-"""The customer list screen costs a fixed number of SQL statements, whatever its size."""
+"""The main screens cost a fixed number of SQL statements, whatever their size."""
 
-from meihua.models import Contact, Customer, Opportunity, OpportunityStage
+from datetime import UTC, date, datetime, timedelta
+
+from meihua.models import (
+    Contact,
+    Contract,
+    ContractStatus,
+    Customer,
+    FollowUp,
+    FollowUpMethod,
+    Opportunity,
+    OpportunityProduct,
+    OpportunityStage,
+    Pool,
+    Product,
+    RecordType,
+)
 from meihua.models.contacts import DecisionRole
 from meihua.resolvers.customers import normalize_name
+from meihua.schema.relay import to_global_id
 
 CUSTOMER_LIST = """
 query($first: Int!) {
@@ -44,22 +60,225 @@ async def _customers(owner, n: int, prefix: str) -> None:
         )
 
 
-async def test_customer_list_with_nested_relations_costs_the_same_for_10_or_100(
-    gql, org, statements
-):
+# ------------------------------------------------------------------ every main screen
+#
+# Each screen is measured with 10 rows, then again with 100, and its statement
+# count pinned: a count that grows with rows (N+1) or creeps up shows here.
+
+POOL_LIST = """
+query($poolId: ID) {
+  pools { id name customerCount }
+  customers(filter: {inPool: true, poolId: $poolId}, first: 100) {
+    edges { node {
+      id name industry region level inPool poolEnteredAt pool { id name }
+      previousOwner { username }
+    } }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}
+"""
+
+CUSTOMER_DETAIL = """
+query($id: ID!) {
+  node(id: $id) { ... on Customer {
+    name owner { username } pool { name }
+    contacts { name decisionRole customer { name } }
+    decisionCircle { coverage missingRoles }
+    opportunities {
+      name amount stage { name } owner { username } products { amount product { name } }
+    }
+    contracts { number title status total owner { username } }
+    receivable
+    timeline(first: 100) {
+      totalCount
+      edges { node { at kind summary recordType followUp { content } } }
+    }
+  } }
+}
+"""
+
+OPPORTUNITY_BOARD = """
+{
+  opportunityStages { id name order winRate }
+  opportunities(first: 100) {
+    totalCount
+    edges { node {
+      name amount status weightedAmount expectedCloseDate
+      stage { id name } customer { name owner { username } } owner { username }
+      products { quantity amount product { name code } }
+    } }
+  }
+}
+"""
+
+DASHBOARD = """
+{
+  dashboard(filter: {period: THIS_MONTH}) {
+    from to
+    briefing { newCustomers { value previous } newOpportunities { value } }
+    trend(interval: DAY) { points { from contractAmount } }
+    funnel { stages { stage { name } openCount openAmount } wonCount lostCount }
+    forecast(months: 3) { month expectedRevenue plannedInflow }
+    receivables { outstandingAmount contractCount customers { customer { name } } }
+    targets { metric months { month } user { username } }
+    ranking(by: NEW_CUSTOMERS) { rank value user { username } }
+  }
+}
+"""
+
+# What each screen costs, whatever its size. Lower is fine (update the pin);
+# higher is a regression to explain.
+PINNED = {
+    "pool list": 12,
+    "customer list": 11,
+    "customer detail": 26,
+    "opportunity board": 14,
+    "dashboard": 25,
+}
+
+
+class Screen:
+    """Statements for a screen after `grow(0, 10)`, then after growing to 100 rows."""
+
+    def __init__(self, gql, statements, user, query: str, variables: dict) -> None:
+        self.gql, self.statements, self.user = gql, statements, user
+        self.query, self.variables = query, variables
+        self.data: dict = {}
+
+    async def counts(self, grow) -> tuple[int, int]:
+        ten = await self._load(grow, 0, 10)
+        return ten, await self._load(grow, 10, 100)
+
+    async def _load(self, grow, start: int, stop: int) -> int:
+        await grow(start, stop)
+        self.statements.count = 0
+        self.data = await self.gql.ok(self.query, self.variables, as_user=self.user)
+        return self.statements.count
+
+
+def _assert_pinned(screen: str, counts: tuple[int, int]) -> None:
+    ten, hundred = counts
+    assert ten == hundred, f"{screen}: {ten} statements for 10 rows, {hundred} for 100"
+    assert ten == PINNED[screen], f"{screen}: {ten} statements, pinned {PINNED[screen]}"
+
+
+async def test_pool_list_costs_a_pinned_number_of_statements(gql, org, statements):
     rep = await org.user("rep", roles=[await org.default_role("Sales Rep")])
-    await _customers(rep, 10, "Small")
-    statements.count = 0
-    small = await gql.ok(CUSTOMER_LIST, {"first": 100}, as_user=rep)
-    ten = statements.count
+    pool = await Pool.get(company_wide=True)
 
-    await _customers(rep, 90, "Large")
-    statements.count = 0
-    large = await gql.ok(CUSTOMER_LIST, {"first": 100}, as_user=rep)
-    hundred = statements.count
+    async def grow(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            name = f"Pooled {i}"
+            await Customer.create(
+                name=name, name_key=normalize_name(name), created_by=rep, pool=pool,
+                previous_owner=rep, pool_entered_at=datetime.now(UTC),
+            )  # fmt: skip
 
-    assert small["customers"]["totalCount"] == 10
-    assert len(large["customers"]["edges"]) == 100
-    assert all(len(e["node"]["opportunities"]) == 1 for e in large["customers"]["edges"])
-    assert all(e["node"]["owner"]["username"] == "rep" for e in large["customers"]["edges"])
-    assert ten == hundred, (ten, hundred)
+    variables = {"poolId": to_global_id("Pool", pool.id)}
+    screen = Screen(gql, statements, rep, POOL_LIST, variables)
+    _assert_pinned("pool list", await screen.counts(grow))
+    assert screen.data["customers"]["totalCount"] == 100
+    assert screen.data["pools"][0]["customerCount"] == 100
+
+
+async def test_customer_list_costs_a_pinned_number_of_statements(gql, org, statements):
+    rep = await org.user("rep", roles=[await org.default_role("Sales Rep")])
+
+    async def grow(start: int, stop: int) -> None:
+        await _customers(rep, stop - start, f"Batch {start}")
+
+    screen = Screen(gql, statements, rep, CUSTOMER_LIST, {"first": 100})
+    _assert_pinned("customer list", await screen.counts(grow))
+    assert len(screen.data["customers"]["edges"]) == 100
+
+
+async def test_customer_detail_costs_a_pinned_number_of_statements(gql, org, statements):
+    rep = await org.user("rep", roles=[await org.default_role("Sales Rep")])
+    customer = await Customer.create(name="Acme", name_key="acme", owner=rep, created_by=rep)
+    stages = await OpportunityStage.all().order_by("order")
+    product = await Product.create(name="Seat", code="SEAT", unit_price="100.00")
+    roles = list(DecisionRole)
+
+    async def grow(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            await Contact.create(
+                customer=customer, name=f"Contact {i}", decision_role=roles[i % len(roles)],
+                created_by=rep,
+            )  # fmt: skip
+            deal = await Opportunity.create(
+                customer=customer, name=f"Deal {i}", amount="1000.00",
+                stage=stages[i % len(stages)], owner=rep, created_by=rep,
+            )  # fmt: skip
+            await OpportunityProduct.create(
+                opportunity=deal, product=product, quantity=1, unit_price="100.00"
+            )
+            await Contract.create(
+                number=f"HT-{i:06d}", title=f"Contract {i}", customer=customer, owner=rep,
+                created_by=rep, total="100.00",
+            )  # fmt: skip
+            await FollowUp.create(
+                target_type=RecordType.CUSTOMER, target_id=customer.id, customer=customer,
+                method=FollowUpMethod.PHONE, content=f"Call {i}",
+                occurred_at=datetime.now(UTC) - timedelta(minutes=i), author=rep,
+            )  # fmt: skip
+
+    variables = {"id": to_global_id("Customer", customer.id)}
+    screen = Screen(gql, statements, rep, CUSTOMER_DETAIL, variables)
+    _assert_pinned("customer detail", await screen.counts(grow))
+    detail = screen.data["node"]
+    assert [len(detail[f]) for f in ("contacts", "opportunities", "contracts")] == [100] * 3
+    assert len(detail["timeline"]["edges"]) == 100
+
+
+async def test_opportunity_board_costs_a_pinned_number_of_statements(gql, org, statements):
+    team = await org.sales_team()
+    stages = await OpportunityStage.all().order_by("order")
+    product = await Product.create(name="Seat", code="SEAT", unit_price="100.00")
+    reps = [team.an, team.bo]
+
+    async def grow(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            owner = reps[i % 2]
+            name = f"Customer {i}"
+            customer = await Customer.create(
+                name=name, name_key=normalize_name(name), owner=owner, created_by=owner
+            )
+            deal = await Opportunity.create(
+                customer=customer, name=f"Deal {i}", amount="1000.00",
+                stage=stages[i % len(stages)], owner=owner, created_by=owner,
+            )  # fmt: skip
+            await OpportunityProduct.create(
+                opportunity=deal, product=product, quantity=1 + i % 3, unit_price="100.00"
+            )
+
+    screen = Screen(gql, statements, team.mei, OPPORTUNITY_BOARD, {})
+    _assert_pinned("opportunity board", await screen.counts(grow))
+    assert len(screen.data["opportunities"]["edges"]) == 100
+
+
+async def test_dashboard_costs_a_pinned_number_of_statements(gql, org, statements):
+    team = await org.sales_team()
+    stages = await OpportunityStage.all().order_by("order")
+    reps = [team.an, team.bo, team.olga]
+
+    async def grow(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            owner = reps[i % 3]
+            name = f"Customer {i}"
+            customer = await Customer.create(
+                name=name, name_key=normalize_name(name), owner=owner, created_by=owner
+            )
+            await Opportunity.create(
+                customer=customer, name=f"Deal {i}", amount="1000.00",
+                stage=stages[i % len(stages)], owner=owner, created_by=owner,
+            )  # fmt: skip
+            await Contract.create(
+                number=f"HT-{i:06d}", title=f"Contract {i}", customer=customer, owner=owner,
+                created_by=owner, total="100.00", status=ContractStatus.APPROVED,
+                signed_on=date.today(),
+            )  # fmt: skip
+
+    screen = Screen(gql, statements, team.admin, DASHBOARD, {})
+    _assert_pinned("dashboard", await screen.counts(grow))
+    assert screen.data["dashboard"]["briefing"]["newCustomers"]["value"] == 100

@@ -152,9 +152,15 @@ class _Source:
     time_field: str
 
 
-async def _sources(viewer: Viewer, record_type: RecordType, pk: int) -> list[_Source]:
-    """One query per kind of entry of a visible record (NOT_FOUND otherwise)."""
-    await get_visible(viewer, record_type, pk)
+async def _sources(
+    viewer: Viewer, record_type: RecordType, pk: int, *, seen: bool
+) -> list[_Source]:
+    """One query per kind of entry of a visible record (NOT_FOUND otherwise).
+
+    `seen`: the caller already reached the record through the access layer.
+    """
+    if not seen:
+        await get_visible(viewer, record_type, pk)
     if record_type is RecordType.CUSTOMER:
         hidden = await _hidden_children(viewer, pk)
         followups = FollowUp.filter(customer_id=pk)
@@ -259,6 +265,7 @@ async def timeline(
     before: str | None,
     max_page: int,
     default_page: int = 20,
+    seen: bool = False,
 ) -> TimelinePage:
     if first is not None and last is not None:
         raise BadUserInput("Pass either `first` or `last`, not both.", field="last")
@@ -267,7 +274,7 @@ async def timeline(
             raise BadUserInput(f"`{arg}` must be between 0 and {max_page}.", field=arg)
     cursors = {arg: _decode(value, arg) for arg, value in (("after", after), ("before", before))
                if value is not None}  # fmt: skip
-    sources = await _sources(viewer, record_type, pk)
+    sources = await _sources(viewer, record_type, pk, seen=seen)
     forward = last is None
     size = (first if forward else last) or 0
     if first is None and last is None:

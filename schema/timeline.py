@@ -145,6 +145,8 @@ async def _timeline(
     after: str | None,
     last: int | None,
     before: str | None,
+    *,
+    seen: bool = False,
 ) -> Connection[TimelineEntry]:
     page = await timeline.timeline(
         viewer,
@@ -155,6 +157,7 @@ async def _timeline(
         last=last,
         before=before,
         max_page=info.context.settings.page_size_max,
+        seen=seen,
     )
     return Connection[TimelineEntry].of(page, TimelineEntry.of)
 
@@ -172,7 +175,8 @@ def timeline_field(record_type: models.RecordType) -> Any:
     ) -> Connection[TimelineEntry]:
         viewer = info.context.viewer
         _, pk = from_global_id(root.id)
-        return await _timeline(info, viewer, record_type, pk, first, after, last, before)
+        # The record itself came through the access layer: no need to look again.
+        return await _timeline(info, viewer, record_type, pk, first, after, last, before, seen=True)
 
     return strawberry.field(
         resolver=resolve,

@@ -132,7 +132,7 @@ DASHBOARD = """
 PINNED = {
     "pool list": 12,
     "customer list": 11,
-    "customer detail": 26,
+    "customer detail": 25,
     "opportunity board": 14,
     "dashboard": 25,
 }

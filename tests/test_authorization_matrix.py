@@ -709,8 +709,20 @@ MATRIX: dict[str, Entry] = {
         ),
         "dashboard:view",
     ),
-    "customersDueForRecycling": read(
-        query("{ customersDueForRecycling { customer { id } } }", [due_customer]), why=READING
+    "recyclePreview": read(
+        cases(
+            query(
+                "{ recyclePreview(first: 100) { edges { node { customer { id } } } } }",
+                [due_customer],
+            ),
+            query(
+                "query($f: RecyclePreviewFilter) { recyclePreview(filter: $f, first: 100) "
+                "{ edges { node { customer { id } } } } }",
+                [due_customer],
+                f={"ownerId": owner, "rule": "NO_FOLLOW_UP_NOT_DEALT"},
+            ),
+        ),
+        why=READING,
     ),
     # --- organization
     "login": public("signing in comes before any identity"),

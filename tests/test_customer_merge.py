@@ -316,3 +316,30 @@ async def _snapshot() -> dict:
             continue
         rows[table] = await conn.execute_query_dict(f'SELECT * FROM "{table}" ORDER BY 1')
     return rows
+
+
+async def test_the_duplicate_search_compares_a_bounded_window(org):
+    from meihua.resolvers.access import Viewer
+    from meihua.resolvers.duplicates import find_duplicates
+
+    t = await org.sales_team()
+    old = await customer(t.an, "Acme Co., Ltd.")
+    await customer(t.bo, "ACME Inc")
+    await customer(t.an, "Umbrella Holdings")
+    await customer(t.bo, "Umbrella Ltd")
+    viewer = await Viewer.load(t.mei)
+    groups = await find_duplicates(viewer, scan_max=2, limit=10)
+    assert [g.customer_ids for g in groups] == [[old.id + 2, old.id + 3]]
+    # Named, a customer outside the window is compared with the window.
+    groups = await find_duplicates(viewer, scan_max=2, limit=10, customer_id=old.id)
+    assert groups == []
+    groups = await find_duplicates(viewer, scan_max=4, limit=10, customer_id=old.id)
+    assert [g.customer_ids for g in groups] == [[old.id, old.id + 1]]
+
+
+def test_the_scan_window_is_configured():
+    from meihua.settings import ConfigurationError, Settings
+
+    assert Settings.from_env({"MEIHUA_DUPLICATE_SCAN_MAX": "500"}).duplicate_scan_max == 500
+    with pytest.raises(ConfigurationError, match="MEIHUA_DUPLICATE_SCAN_MAX"):
+        Settings.from_env({"MEIHUA_DUPLICATE_SCAN_MAX": "1"})

@@ -66,7 +66,7 @@ class Settings:
     token_lifetime_minutes: int = 60 * 12
     page_size_max: int = 100
     # How many of the caller's customers (the most recently updated) `likelyDuplicates` compares.
-    duplicate_scan_max: int = 20_000
+    duplicate_scan_max: int = 10_000
     # Operation limits (schema/limits.py; refused with QUERY_TOO_COMPLEX before running).
     # Cost counts fields times page sizes (schema/measure.py): 100 customers with their
     # opportunities, stages, history and products cost about 300 000. The body cap must

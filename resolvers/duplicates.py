@@ -13,18 +13,22 @@ left to find are near misses:
 - SAME_EMAIL: a contact email shared across customers.
 
 The search runs over the caller's visible customers, the most recently updated
-`scan_max` of them: names are indexed by their bigrams, and only names sharing
-an uncommon bigram are compared, so the work grows with the window, not with
+`scan_max` of them. Names are indexed by their bigrams and compared only with
+names sharing one of their rarest bigrams (prefix filtering: two names as
+similar as SIMILAR must share one of the rarer half of each one's bigrams,
+and a name inside another shares its rarest). Bigrams in more than
+COMMON_BIGRAM names find nothing, so the work grows with the window, not with
 its square.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import combinations
 
 from meihua.models import Contact, Customer
 from meihua.resolvers.access import Viewer
@@ -123,7 +127,14 @@ async def find_duplicates(
     rows = await window.values_list("id", "name_key", "phone_key")
     if customer_id is not None and customer_id not in {row[0] for row in rows}:
         rows += await visible.filter(id=customer_id).values_list("id", "name_key", "phone_key")
-    ids = [row[0] for row in rows]
+    contacts = await _contact_details([row[0] for row in rows])
+    # Comparing thousands of names takes a while: off the event loop, which keeps serving.
+    groups = await asyncio.to_thread(_group, rows, contacts)
+    return groups.best(limit, customer_id)
+
+
+def _group(rows: list[tuple], contacts: list[tuple]) -> _Groups:
+    """Every group among the customers (id, name key, phone key) and their contacts."""
     groups = _Groups()
     _match_names(groups, {pk: core_name(name) for pk, name, _ in rows})
     phones: dict[str, set[int]] = defaultdict(set)
@@ -131,7 +142,7 @@ async def find_duplicates(
     for pk, _, phone in rows:
         if phone and len(phone) >= LOCAL_DIGITS:
             phones[phone[-LOCAL_DIGITS:]].add(pk)
-    for owner, phone, mobile, email in await _contact_details(ids):
+    for owner, phone, mobile, email in contacts:
         for number in (normalize_phone(phone), normalize_phone(mobile)):
             if number and len(number) >= LOCAL_DIGITS:
                 phones[number[-LOCAL_DIGITS:]].add(owner)
@@ -143,7 +154,7 @@ async def find_duplicates(
     ):
         for members in index.values():
             groups.add(members, reason, _SCORES[reason])
-    return groups.best(limit, customer_id)
+    return groups
 
 
 async def _contact_details(ids: list[int]) -> list[tuple]:
@@ -170,24 +181,32 @@ def _match_names(groups: _Groups, cores: dict[int, str]) -> None:
             same[core].add(pk)
     for members in same.values():
         groups.add(members, DuplicateReason.SAME_NAME, _SCORES[DuplicateReason.SAME_NAME])
-    # One representative per distinct core: equal cores are grouped above.
-    distinct = {core: min(members) for core, members in same.items()}
-    grams = {core: bigrams(core) for core in distinct}
-    postings: dict[str, list[str]] = defaultdict(list)
+    # Equal cores are grouped above: from here on, one entry per distinct core.
+    grams = {core: bigrams(core) for core in same}
+    frequency = Counter(gram for its in grams.values() for gram in its)
+    having: dict[str, list[str]] = defaultdict(list)
     for core, its in grams.items():
         for gram in its:
-            postings[gram].append(core)
-    shared: Counter[tuple[str, str]] = Counter()
-    for names in postings.values():
-        if len(names) <= COMMON_BIGRAM:
-            shared.update(combinations(sorted(names), 2))
-    for (a, b), count in shared.items():
-        short, long = sorted((a, b), key=len)
-        if _contained(short, long):
-            reason, score = DuplicateReason.NAME_CONTAINED, 0.7 + 0.2 * len(short) / len(long)
-        else:
-            score = 2 * count / (len(grams[a]) + len(grams[b]))
-            if score < SIMILAR:
-                continue
-            reason, score = DuplicateReason.SIMILAR_NAME, 0.85 * score
-        groups.add(same[a] | same[b], reason, score)
+            having[gram].append(core)
+    prefixes: dict[str, list[str]] = defaultdict(list)
+    for core, its in grams.items():
+        rarest_first = sorted(its, key=lambda gram: (frequency[gram], gram))
+        # A longer name holding this one has its rarest bigram too.
+        if frequency[rarest_first[0]] <= COMMON_BIGRAM:
+            for other in having[rarest_first[0]]:
+                if other != core and _contained(core, other):
+                    score = 0.7 + 0.2 * len(core) / len(other)
+                    groups.add(same[core] | same[other], DuplicateReason.NAME_CONTAINED, score)
+        # Prefix filtering: names as similar as SIMILAR share one of their rarest bigrams.
+        least_shared = math.ceil(SIMILAR / (2 - SIMILAR) * len(its))
+        candidates: set[str] = set()
+        for gram in rarest_first[: len(its) - least_shared + 1]:
+            if frequency[gram] <= COMMON_BIGRAM:
+                candidates.update(prefixes[gram])
+                prefixes[gram].append(core)
+        for other in candidates:
+            if _contained(core, other) or _contained(other, core):
+                continue  # NAME_CONTAINED already
+            dice = 2 * len(its & grams[other]) / (len(its) + len(grams[other]))
+            if dice >= SIMILAR:
+                groups.add(same[core] | same[other], DuplicateReason.SIMILAR_NAME, 0.85 * dice)

@@ -42,6 +42,7 @@ from meihua.models import (
     User,
 )
 from meihua.resolvers.access import Viewer
+from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.pool_history import record_movements
 from meihua.subscriptions.events import record_event, transaction
 
@@ -54,6 +55,9 @@ RULE_DAYS = {
     RecycleRule.NO_DEAL: "recycle_no_deal_after_days",
 }
 WARNING = "customer.recycle_warning"
+# The dates a preview may look at: any rule's days back from them is still a date.
+PREVIEW_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+PREVIEW_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def active_rules(pool: Pool) -> list[tuple[RecycleRule, int]]:
@@ -321,6 +325,10 @@ async def preview(
     apply. Without `by`, each pool's warning window from `now`.
     """
     now = now or datetime.now(UTC)
+    if by is not None and not PREVIEW_FROM <= by < PREVIEW_UNTIL:
+        raise BadUserInput(
+            f"`by` must fall between {PREVIEW_FROM.year} and {PREVIEW_UNTIL.year}.", field="by"
+        )
     where = where or PreviewFilter()
     preview = RecyclePreview(Customer.filter(id__in=[]), {}, {}, now)
     by_pool: list[Q] = []

@@ -410,6 +410,12 @@ async def test_the_preview_lists_exactly_what_a_pass_on_that_day_recycles(shop, 
     assert await preview(shop.boss, first=100) == {}
 
 
+async def test_the_preview_refuses_dates_no_rule_can_count_back_from(shop, gql):
+    for by in ("0001-01-03T00:00:00+00:00", "9999-12-31T00:00:00+00:00"):
+        reply = await gql(DUE, {"by": by}, as_user=shop.boss)
+        assert reply.error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def test_the_due_list_is_empty_while_recycling_is_off(org, gql):
     alice = await org.user("alice", roles=[await org.default_role("Sales Rep")])
     pool = await Pool.get(company_wide=True)

@@ -9,7 +9,8 @@ The kept customer keeps its name, owner and pool. Its empty fields are filled
 from the merged customers, in the order given (`fill`); tags are united,
 dealt wins over not dealt, locked over unlocked, and the later last follow-up
 stands. Whoever owned a merged customer goes on the kept customer's team
-with WRITE access, since their opportunities and contracts are now there.
+with WRITE access, since their opportunities and contracts are now there
+(unless the kept customer sits in a pool, which has no team).
 
 Merging needs `customer:update` with write access to the kept customer, and
 `customer:delete` with ownership of each merged one, as it deletes them.
@@ -157,8 +158,14 @@ def _stronger(a: CustomerTeamMember, b: CustomerTeamMember) -> tuple[TeamAccess,
 
 
 async def _merge_teams(viewer: Viewer, keep: Customer, merged: list[Customer]) -> None:
-    """One membership per user on the kept customer, the stronger access of their seats."""
+    """One membership per user on the kept customer, the stronger access of their seats.
+
+    A kept customer sitting in a pool takes no team: pool customers have none.
+    """
     ids = [customer.id for customer in merged]
+    if keep.owner_id is None:
+        await CustomerTeamMember.filter(customer_id__in=ids).delete()
+        return
     seats = {m.user_id: m for m in await CustomerTeamMember.filter(customer_id=keep.id)}
     incoming = await CustomerTeamMember.filter(customer_id__in=ids).order_by("id")
     # Previous owners of merged customers come with a permanent WRITE seat.

@@ -343,3 +343,26 @@ def test_the_scan_window_is_configured():
     assert Settings.from_env({"MEIHUA_DUPLICATE_SCAN_MAX": "500"}).duplicate_scan_max == 500
     with pytest.raises(ConfigurationError, match="MEIHUA_DUPLICATE_SCAN_MAX"):
         Settings.from_env({"MEIHUA_DUPLICATE_SCAN_MAX": "1"})
+
+
+async def test_several_customers_merge_at_once(org, gql):
+    t = await org.sales_team()
+    keep = await customer(t.an, "Acme Co., Ltd.")
+    first = await customer(t.bo, "ACME Inc", region="Beijing")
+    second = await customer(t.an, "Acme Group", region="Shanghai", level="A")
+    for row, name in ((first, "One"), (second, "Two"), (keep, "Kept")):
+        await Contact.create(customer=row, name=name, created_by=t.an)
+    merged = (
+        await gql.ok(
+            MERGE,
+            {"keep": gid(keep), "merge": [gid(first), gid(second)], "mv": [1, 1]},
+            as_user=t.mei,
+        )
+    )["mergeCustomers"]
+    assert sorted(c["name"] for c in merged["contacts"]) == ["Kept", "One", "Two"]
+    stored = await Customer.get(id=keep.id)
+    assert (stored.region, stored.level) == ("Beijing", "A")  # the first one set wins
+    assert await Customer.all().count() == 1
+    assert await OperationLog.filter(action="MERGE").count() == 1
+    # Bo owned one of them: he keeps working on it from the team; An owns the kept one.
+    assert {m["user"]["username"] for m in merged["team"]} == {"bo"}

@@ -65,6 +65,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     token_lifetime_minutes: int = 60 * 12
     page_size_max: int = 100
+    # How many of the caller's customers (the most recently updated) `likelyDuplicates` compares.
+    duplicate_scan_max: int = 10_000
     # Operation limits (schema/limits.py; refused with QUERY_TOO_COMPLEX before running).
     # Cost counts fields times page sizes (schema/measure.py): 100 customers with their
     # opportunities, stages, history and products cost about 300 000. The body cap must
@@ -147,6 +149,7 @@ class Settings:
             cors_origins=_list(env.get("MEIHUA_CORS_ORIGINS")),
             token_lifetime_minutes=_int(env, "MEIHUA_TOKEN_LIFETIME_MINUTES", 60 * 12),
             page_size_max=_int(env, "MEIHUA_PAGE_SIZE_MAX", 100),
+            duplicate_scan_max=_int(env, "MEIHUA_DUPLICATE_SCAN_MAX", cls.duplicate_scan_max),
             query_depth_max=_int(env, "MEIHUA_QUERY_DEPTH_MAX", cls.query_depth_max),
             query_aliases_max=_int(env, "MEIHUA_QUERY_ALIASES_MAX", cls.query_aliases_max),
             query_root_fields_max=_int(
@@ -189,6 +192,7 @@ class Settings:
         if not 1 <= settings.page_size_max <= 1000:
             raise ConfigurationError("MEIHUA_PAGE_SIZE_MAX must be between 1 and 1000")
         for name, value, least in (
+            ("MEIHUA_DUPLICATE_SCAN_MAX", settings.duplicate_scan_max, 2),
             ("MEIHUA_QUERY_DEPTH_MAX", settings.query_depth_max, 1),
             ("MEIHUA_QUERY_ALIASES_MAX", settings.query_aliases_max, 0),
             ("MEIHUA_QUERY_ROOT_FIELDS_MAX", settings.query_root_fields_max, 1),

@@ -42,6 +42,7 @@ from meihua.models import (
     User,
 )
 from meihua.resolvers.access import Viewer
+from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.pool_history import record_movements
 from meihua.subscriptions.events import record_event, transaction
 
@@ -54,8 +55,9 @@ RULE_DAYS = {
     RecycleRule.NO_DEAL: "recycle_no_deal_after_days",
 }
 WARNING = "customer.recycle_warning"
-# The most rows `customers_due` answers with.
-MAX_DUE = 500
+# The dates a preview may look at: any rule's days back from them is still a date.
+PREVIEW_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+PREVIEW_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def active_rules(pool: Pool) -> list[tuple[RecycleRule, int]]:
@@ -109,6 +111,7 @@ def _status_of(rule: RecycleRule) -> DealStatus:
 
 
 def _recyclable(pool: Pool) -> QuerySet[Customer]:
+    """What recycling may move: owned and unlocked (the preview filters the same)."""
     return Customer.filter(pool_id=pool.id, owner_id__isnull=False, locked=False)
 
 
@@ -256,7 +259,7 @@ async def _warn_by(pool: Pool, rule: RecycleRule, days: int, now: datetime) -> i
     return warned
 
 
-# --- what will be recycled -----------------------------------------------------
+# --- what will be recycled: the preview (a dry run) ---------------------------
 
 
 @dataclass(frozen=True)
@@ -267,38 +270,85 @@ class RecycleDue:
     reason: str
 
 
-async def customers_due(viewer: Viewer, before: datetime | None = None) -> list[RecycleDue]:
-    """Owned customers in the viewer's scope that a rule recycles before `before`.
+@dataclass(frozen=True)
+class PreviewFilter:
+    pool_id: int | None = None
+    owner_id: int | None = None
+    rule: RecycleRule | None = None
 
-    Without `before`, each pool's warning window from now. Soonest first, at
-    most MAX_DUE; a customer due by several rules is listed by the first.
+
+def moved_by(rules: list[tuple[RecycleRule, int]], index: int, at: datetime) -> Q:
+    """The customers a pass at `at` moves by the index-th rule.
+
+    A pass applies a pool's rules in order and a customer moves by the first
+    that holds, so this rule takes what it catches and no earlier rule does.
     """
-    now = datetime.now(UTC)
-    horizons: dict[int, datetime] = {}
-    rules: dict[int, list[tuple[RecycleRule, int]]] = {}
+    rule, days = rules[index]
+    earlier = [~due_condition(other, other_days, at) for other, other_days in rules[:index]]
+    return Q(due_condition(rule, days, at), *earlier)
+
+
+@dataclass
+class RecyclePreview:
+    """The customers a recycling pass at each pool's horizon would move, unpaginated."""
+
+    query: QuerySet[Customer]
+    rules: dict[int, list[tuple[RecycleRule, int]]]
+    horizons: dict[int, datetime]
+    now: datetime
+
+    def explain(self, customer: Customer) -> RecycleDue:
+        """By which rule the pass moves a customer of the query, and since when it is due.
+
+        The first rule (in the pass's order) that holds at the horizon, as
+        `moved_by`; its due time no earlier than now, as the next pass takes
+        an overdue customer.
+        """
+        horizon = self.horizons[customer.pool_id]
+        for rule, days in self.rules[customer.pool_id]:
+            when = due_at(customer, rule, days)
+            if when is not None and when < horizon:
+                return RecycleDue(customer, rule, max(when, self.now), describe(rule, days))
+        raise ValueError(f"customer {customer.id} is not due")  # the query only holds due ones
+
+
+async def preview(
+    viewer: Viewer,
+    by: datetime | None = None,
+    where: PreviewFilter | None = None,
+    now: datetime | None = None,
+) -> RecyclePreview:
+    """What recycling would move by `by`, within the viewer's sight: a dry run.
+
+    The same conditions as a pass at `by` (`recycle(by)`): owned, unlocked,
+    due by one of its pool's rules, attributed to the rule the pass would
+    apply. Without `by`, each pool's warning window from `now`.
+    """
+    now = now or datetime.now(UTC)
+    if by is not None and not PREVIEW_FROM <= by < PREVIEW_UNTIL:
+        raise BadUserInput(
+            f"`by` must fall between {PREVIEW_FROM.year} and {PREVIEW_UNTIL.year}.", field="by"
+        )
+    where = where or PreviewFilter()
+    preview = RecyclePreview(Customer.filter(id__in=[]), {}, {}, now)
     by_pool: list[Q] = []
-    for pool in await Pool.all():
-        if not (active := active_rules(pool)):
+    pools = Pool.all() if where.pool_id is None else Pool.filter(id=where.pool_id)
+    for pool in await pools:
+        if not (rules := active_rules(pool)):
             continue
-        horizon = before or now + timedelta(days=pool.warning_days)
-        horizons[pool.id], rules[pool.id] = horizon, active
-        by_rule = Q(*(due_condition(rule, days, horizon) for rule, days in active), join_type="OR")
-        by_pool.append(Q(by_rule, pool_id=pool.id))
-    if not by_pool:
-        return []
-    rows = (
-        await Customer.filter(Q(*by_pool, join_type="OR"), await viewer.owner_filter())
-        .filter(owner_id__isnull=False, locked=False)
-        .order_by("taken_at", "id")
-        .limit(MAX_DUE)
-    )
-    listed = []
-    for row in rows:
-        dues = [
-            (when, rule, days)
-            for rule, days in rules[row.pool_id]
-            if (when := due_at(row, rule, days)) is not None and when < horizons[row.pool_id]
+        horizon = by or now + timedelta(days=pool.warning_days)
+        preview.horizons[pool.id], preview.rules[pool.id] = horizon, rules
+        caught = [
+            moved_by(rules, index, horizon)
+            for index, (rule, _) in enumerate(rules)
+            if where.rule in (None, rule)
         ]
-        when, rule, days = min(dues, key=lambda due: due[0])
-        listed.append(RecycleDue(row, rule, max(when, now), describe(rule, days)))
-    return sorted(listed, key=lambda due: (due.due_at, due.customer.id))
+        if caught:
+            by_pool.append(Q(Q(*caught, join_type="OR"), pool_id=pool.id))
+    if by_pool:
+        query = Customer.filter(await viewer.customer_filter(), Q(*by_pool, join_type="OR"))
+        query = query.filter(owner_id__isnull=False, locked=False)
+        if where.owner_id is not None:
+            query = query.filter(owner_id=where.owner_id)
+        preview.query = query
+    return preview

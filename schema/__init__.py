@@ -15,6 +15,7 @@ from meihua.schema.csv_io import CsvMutation, CsvQuery
 from meihua.schema.customers import CustomerMutation, CustomerQuery
 from meihua.schema.dashboard import DashboardQuery
 from meihua.schema.dashboard_targets import SalesTargetMutation
+from meihua.schema.duplicates import DuplicateQuery, MergeMutation
 from meihua.schema.errors import ErrorCodes, escaped
 from meihua.schema.extensions import OperationScope, SafeParserCache
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
@@ -42,6 +43,7 @@ Query = merge_types(
         OrgQuery,
         NodeQuery,
         CustomerQuery,
+        DuplicateQuery,
         PoolQuery,
         LeadQuery,
         LeadDistributionQuery,
@@ -63,6 +65,7 @@ Mutation = merge_types(
     (
         OrgMutation,
         CustomerMutation,
+        MergeMutation,
         PoolMutation,
         LeadMutation,
         LeadDistributionMutation,

@@ -8,8 +8,10 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import recycling
+from meihua.resolvers.pagination import Ordering, paginate
 from meihua.schema.context import Info
 from meihua.schema.customers import Customer
+from meihua.schema.relay import Connection, reference_id
 
 RecycleRule = strawberry.enum(
     models.RecycleRule, description="The pool rule that sends a customer back by itself."
@@ -19,11 +21,13 @@ RecycleRule = strawberry.enum(
 @strawberry.type(description="A customer a recycle rule will send back to its pool.")
 class RecycleDue:
     customer: Customer
-    rule: RecycleRule
+    rule: RecycleRule = strawberry.field(
+        description="The rule the recycling pass moves it by; its pool history will name it."
+    )
     due_at: datetime = strawberry.field(
         description="When the rule catches it; the next recycling pass after that moves it."
     )
-    reason: str = strawberry.field(description="The rule in words.")
+    reason: str = strawberry.field(description="The rule in words, e.g. days without follow-up.")
 
     @classmethod
     def of(cls, due: recycling.RecycleDue) -> RecycleDue:
@@ -35,18 +39,53 @@ class RecycleDue:
         )
 
 
+@strawberry.input(description="Narrow the recycle preview.")
+class RecyclePreviewFilter:
+    pool_id: strawberry.ID | None = None
+    owner_id: strawberry.ID | None = None
+    rule: RecycleRule | None = None
+
+    def domain(self) -> recycling.PreviewFilter:
+        return recycling.PreviewFilter(
+            pool_id=None if self.pool_id is None else reference_id(self.pool_id, "Pool", "poolId"),
+            owner_id=None
+            if self.owner_id is None
+            else reference_id(self.owner_id, "User", "ownerId"),
+            rule=self.rule,
+        )
+
+
 @strawberry.type
 class RecyclingQuery:
     @strawberry.field(
         description=(
-            "Owned customers in your data scope that recycling sends back to their pools "
-            "before `before` (default: within each pool's warning window), soonest first; "
-            f"at most {recycling.MAX_DUE}. Locked customers are never recycled."
+            "Recycle preview (a dry run): the customers you may see that recycling sends back "
+            "to their pools by `by` (default: within each pool's warning window), by which "
+            "rule and why; exactly what a recycling pass at `by` would move. Locked customers "
+            "are never recycled. In the order the customers were entered."
         )
     )
-    async def customers_due_for_recycling(
-        self, info: Info, before: datetime | None = None
-    ) -> list[RecycleDue]:
+    async def recycle_preview(
+        self,
+        info: Info,
+        by: datetime | None = None,
+        filter: RecyclePreviewFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[RecycleDue]:
         viewer = info.context.viewer
-        when = before.astimezone(UTC) if before is not None else None
-        return [RecycleDue.of(due) for due in await recycling.customers_due(viewer, when)]
+        where = (filter or RecyclePreviewFilter()).domain()
+        when = by.astimezone(UTC) if by is not None else None
+        dry_run = await recycling.preview(viewer, when, where)
+        page = await paginate(
+            dry_run.query,
+            Ordering("id"),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            max_page=info.context.settings.page_size_max,
+        )
+        return Connection[RecycleDue].of(page, lambda row: RecycleDue.of(dry_run.explain(row)))

@@ -477,6 +477,21 @@ async def locked_customer(w: World) -> Customer:
     return row
 
 
+def twin(w: World) -> Awaitable[Customer]:
+    """Owner's second entry of the target company: a likely duplicate of it."""
+    name = f"{CUSTOMER} Co., Ltd."
+    return w.once(
+        "twin",
+        lambda: Customer.create(
+            name=name,
+            name_key=normalize_name(name),
+            owner=w.owner,
+            created_by=w.owner,
+            pool=w.company_pool,
+        ),
+    )
+
+
 async def teamed_customer(w: World) -> Customer:
     """The target customer with Peer on its team (READ)."""
     row = await w.customer()
@@ -709,8 +724,31 @@ MATRIX: dict[str, Entry] = {
         ),
         "dashboard:view",
     ),
-    "customersDueForRecycling": read(
-        query("{ customersDueForRecycling { customer { id } } }", [due_customer]), why=READING
+    "likelyDuplicates": read(
+        cases(
+            query("{ likelyDuplicates { customers { id } } }", [customer], making=twin),
+            query(
+                "query($id: ID!) { likelyDuplicates(customerId: $id) { customers { id } } }",
+                [customer],
+                id=twin,
+            ),
+        ),
+        why=READING,
+    ),
+    "recyclePreview": read(
+        cases(
+            query(
+                "{ recyclePreview(first: 100) { edges { node { customer { id } } } } }",
+                [due_customer],
+            ),
+            query(
+                "query($f: RecyclePreviewFilter) { recyclePreview(filter: $f, first: 100) "
+                "{ edges { node { customer { id } } } } }",
+                [due_customer],
+                f={"ownerId": owner, "rule": "NO_FOLLOW_UP_NOT_DEALT"},
+            ),
+        ),
+        why=READING,
     ),
     # --- organization
     "login": public("signing in comes before any identity"),
@@ -783,6 +821,11 @@ MATRIX: dict[str, Entry] = {
         "customer:update",
     ),
     "deleteCustomer": write(by_id("deleteCustomer", customer, DELETED), "customer:delete"),
+    "mergeCustomers": write(
+        op("mergeCustomers", keepId=("ID!", customer), mergeIds=("[ID!]!", [twin])),
+        "customer:update",
+        "customer:delete",
+    ),
     "lockCustomers": write(on_ids("lockCustomers", customer), "customer:lock"),
     "unlockCustomers": write(on_ids("unlockCustomers", locked_customer), "customer:lock"),
     "transferCustomers": write(

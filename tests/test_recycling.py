@@ -38,10 +38,16 @@ from tests.test_cli import MEIHUA, _clean_env, meihua
 
 NOW = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 DUE = """
-query($before: DateTime) {
-  customersDueForRecycling(before: $before) { customer { name } rule dueAt reason }
+query($by: DateTime) {
+  recyclePreview(by: $by, first: 100) { edges { node { customer { name } rule dueAt reason } } }
 }
 """
+
+
+def listed(data: dict) -> list[dict]:
+    return [edge["node"] for edge in data["recyclePreview"]["edges"]]
+
+
 FOLLOW_UP = """
 mutation($input: CreateFollowUpInput!) { createFollowUp(input: $input) { id } }
 """
@@ -303,10 +309,11 @@ async def test_the_due_list_shows_the_owner_what_goes_back(shop, gql):
     await customer(shop, "Client", alice, taken=days(100), followed=days(88.5), dealt=True, now=now)
     await customer(shop, "Bob's", shop.bob, taken=days(40), followed=days(29), now=now)
 
-    due = (await gql.ok(DUE, as_user=alice))["customersDueForRecycling"]
+    due = listed(await gql.ok(DUE, as_user=alice))
 
-    assert [d["customer"]["name"] for d in due] == ["Overdue", "Client", "Soon"]
-    overdue, client, soon = due
+    # In the order entered, each with when and why.
+    assert [d["customer"]["name"] for d in due] == ["Soon", "Overdue", "Client"]
+    soon, overdue, client = due
     assert soon["rule"] == "NO_FOLLOW_UP_NOT_DEALT"
     assert soon["reason"] == "No follow-up for 30 days (not dealt customer)"
     assert datetime.fromisoformat(soon["dueAt"]) == now + days(2)
@@ -314,15 +321,99 @@ async def test_the_due_list_shows_the_owner_what_goes_back(shop, gql):
     assert datetime.fromisoformat(client["dueAt"]) == now + days(1.5)
     assert datetime.fromisoformat(overdue["dueAt"]) >= now  # the next pass takes it
 
-    later = {"before": (now + days(15)).isoformat()}
-    due = (await gql.ok(DUE, later, as_user=alice))["customersDueForRecycling"]
-    assert [d["customer"]["name"] for d in due] == ["Overdue", "Client", "Soon", "In ten days"]
+    later = {"by": (now + days(15)).isoformat()}
+    due = listed(await gql.ok(DUE, later, as_user=alice))
+    assert [d["customer"]["name"] for d in due] == ["Soon", "Overdue", "In ten days", "Client"]
 
     # Bob sees only his own; his manager sees the whole department's.
-    due = (await gql.ok(DUE, as_user=shop.bob))["customersDueForRecycling"]
+    due = listed(await gql.ok(DUE, as_user=shop.bob))
     assert [d["customer"]["name"] for d in due] == ["Bob's"]
-    due = (await gql.ok(DUE, as_user=shop.boss))["customersDueForRecycling"]
+    due = listed(await gql.ok(DUE, as_user=shop.boss))
     assert {d["customer"]["name"] for d in due} == {"Overdue", "Client", "Soon", "Bob's"}
+
+
+PREVIEW = """
+query($by: DateTime, $filter: RecyclePreviewFilter, $first: Int, $after: String) {
+  recyclePreview(by: $by, filter: $filter, first: $first, after: $after) {
+    totalCount
+    edges { node { customer { name } rule reason } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def test_the_preview_lists_exactly_what_a_pass_on_that_day_recycles(shop, gql):
+    by = datetime.now(UTC) + days(10)
+    alice, bob, second = shop.alice, shop.bob, timedelta(seconds=1)
+
+    async def seed(name: str, owner: User = alice, **clocks) -> Customer:
+        return await customer(shop, name, owner, now=by, **clocks)
+
+    # Each rule's boundary from both sides: a clock must be strictly older than the days.
+    await seed("Quiet", taken=days(40), followed=days(30) + second)
+    await seed("Quiet to the second", taken=days(40), followed=days(30))
+    await seed("Client", taken=days(200), followed=days(90) + second, dealt=True)
+    await seed("Client to the second", taken=days(200), followed=days(90), dealt=True)
+    await seed("No deal", taken=days(60) + second, followed=days(1))
+    await seed("No deal to the second", taken=days(60), followed=days(1))
+    await seed("Fresh claim", taken=days(30) - second, followed=days(300))
+    await seed("Both rules", taken=days(100), followed=days(50))  # the pass's first rule wins
+    await seed("Never taken", taken=None)
+    await seed("Locked", taken=days(300), locked=True)
+    await customer(shop, "In the pool", None, taken=None, now=by)
+    shared = await seed("Bob's, shared", bob, taken=days(40), followed=days(31))
+    await CustomerTeamMember.create(customer=shared, user=alice, access=TeamAccess.READ)
+    await seed("Bob's", bob, taken=days(100), followed=days(40))
+
+    async def preview(as_user: User, **variables) -> dict[str, str]:
+        data = await gql.ok(PREVIEW, {"by": by.isoformat(), **variables}, as_user=as_user)
+        return {n["customer"]["name"]: n["rule"] for n in listed(data)}
+
+    # The manager sees the department; alice her own and the one she is on the team of.
+    planned = await preview(shop.boss, first=100)
+    assert set(await preview(alice, first=100)) == {
+        "Quiet", "Client", "No deal", "Both rules", "Never taken", "Bob's, shared",
+    }  # fmt: skip
+    assert await preview(shop.boss, first=100, filter={"rule": "NO_DEAL"}) == {"No deal": "NO_DEAL"}
+    owner = {"ownerId": to_global_id("User", bob.id)}
+    assert set(await preview(shop.boss, first=100, filter=owner)) == {"Bob's, shared", "Bob's"}
+    pool = {"poolId": to_global_id("Pool", shop.pool.id)}
+    assert await preview(shop.boss, first=100, filter=pool) == planned
+
+    # Paginated, not capped: two pages of three and three, and the count of all.
+    first = await gql.ok(PREVIEW, {"by": by.isoformat(), "first": 3}, as_user=shop.boss)
+    page = first["recyclePreview"]
+    assert page["totalCount"] == 7 and page["pageInfo"]["hasNextPage"]
+    rest = {"by": by.isoformat(), "first": 5, "after": page["pageInfo"]["endCursor"]}
+    rest = (await gql.ok(PREVIEW, rest, as_user=shop.boss))["recyclePreview"]
+    names = [e["node"]["customer"]["name"] for e in page["edges"] + rest["edges"]]
+    assert sorted(names) == sorted(planned) and not rest["pageInfo"]["hasNextPage"]
+
+    await recycle(by)
+
+    assert {name: rule.value for name, rule in (await recycled_by()).items()} == planned
+    assert planned == {
+        "Quiet": "NO_FOLLOW_UP_NOT_DEALT",
+        "Client": "NO_FOLLOW_UP_DEALT",
+        "No deal": "NO_DEAL",
+        "Both rules": "NO_FOLLOW_UP_NOT_DEALT",
+        "Never taken": "NO_FOLLOW_UP_NOT_DEALT",
+        "Bob's, shared": "NO_FOLLOW_UP_NOT_DEALT",
+        "Bob's": "NO_FOLLOW_UP_NOT_DEALT",
+    }
+    # Every recycled customer's history names the rule, in its code and in words.
+    history = await PoolMovement.filter(kind=PoolMovementKind.RECYCLED).order_by("id")
+    assert all(move.rule is not None and move.reason for move in history)
+    no_deal = await PoolMovement.get(rule=RecycleRule.NO_DEAL)
+    assert no_deal.reason == "No deal within 60 days of being taken"
+    assert await preview(shop.boss, first=100) == {}
+
+
+async def test_the_preview_refuses_dates_no_rule_can_count_back_from(shop, gql):
+    for by in ("0001-01-03T00:00:00+00:00", "9999-12-31T00:00:00+00:00"):
+        reply = await gql(DUE, {"by": by}, as_user=shop.boss)
+        assert reply.error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_the_due_list_is_empty_while_recycling_is_off(org, gql):
@@ -332,7 +423,7 @@ async def test_the_due_list_is_empty_while_recycling_is_off(org, gql):
         name="Forgotten", name_key="forgotten", owner_id=alice.id, created_by_id=alice.id,
         pool_id=pool.id,
     )  # fmt: skip
-    assert (await gql.ok(DUE, as_user=alice))["customersDueForRecycling"] == []
+    assert listed(await gql.ok(DUE, as_user=alice)) == []
 
 
 async def test_prune_events_keeps_the_retention_window(db):

@@ -34,6 +34,7 @@ from meihua.schema.subscriptions import LiveEvent, Subscription
 from meihua.schema.tasks import TaskMutation, TaskQuery
 from meihua.schema.telemetry import OperationTelemetry
 from meihua.schema.timeline import TimelineQuery
+from meihua.schema.webhooks import WebhookMutation, WebhookQuery
 from meihua.settings import Settings
 
 Query = merge_types(
@@ -56,6 +57,7 @@ Query = merge_types(
         CsvQuery,
         DashboardQuery,
         RecyclingQuery,
+        WebhookQuery,
     ),
 )
 Mutation = merge_types(
@@ -75,6 +77,7 @@ Mutation = merge_types(
         TaskMutation,
         CsvMutation,
         SalesTargetMutation,
+        WebhookMutation,
     ),
 )
 

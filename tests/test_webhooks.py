@@ -8,17 +8,19 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from meihua.clock import prune_webhook_deliveries
 from meihua.models import DataScope, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.webhook_signing import verify_signature
 from meihua.resolvers.webhooks import clean_url
 from meihua.settings import Settings
-from meihua.subscriptions.webhook_worker import WebhookWorker
+from meihua.subscriptions.webhook_worker import WebhookWorker, backoff
 from tests.conftest import SECRET, serving
 
 MAX_ATTEMPTS = 3
@@ -330,7 +332,7 @@ async def test_two_workers_never_send_one_delivery_twice(gql, org, receiver, set
     team = await org.sales_team()
     hook_id, _ = await register(gql, team.admin, receiver.url("/both"), ["customer.changed"])
     # The app's own worker runs; a second one, as another process would, polls harder.
-    other = WebhookWorker(Settings(**{**vars(settings), "webhook_poll_interval": 0.01}))
+    other = WebhookWorker(replace(settings, webhook_poll_interval=0.01))
     other.start()
     try:
         for number in range(8):
@@ -349,7 +351,7 @@ async def test_events_committed_while_no_worker_runs_are_delivered_later(
 ):
     team = await org.sales_team()
     hook_id, _ = await register(gql, team.admin, receiver.url("/later"), ["customer.changed"])
-    asleep = Settings(**{**vars(settings), "webhook_poll_interval": 0})
+    asleep = replace(settings, webhook_poll_interval=0)
     async with serving(asleep) as http:  # an app without a worker
         reply = await http.post(
             "/graphql",
@@ -468,3 +470,30 @@ def test_the_private_target_setting_reads_from_the_environment():
     opened = {**production, "MEIHUA_WEBHOOK_PRIVATE_TARGETS": "true"}
     assert Settings.from_env(opened).allows_private_webhook_targets
     assert Settings.from_env({"MEIHUA_WEBHOOK_MAX_ATTEMPTS": "4"}).webhook_max_attempts == 4
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_the_cap():
+    settings = Settings(webhook_backoff=10, webhook_backoff_max=60)
+    for attempts, full in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
+        delays = [backoff(settings, attempts) for _ in range(50)]
+        assert all(full / 2 <= delay <= full for delay in delays), (attempts, delays)
+        assert len(set(delays)) > 1  # jittered: workers do not retry in lockstep
+
+
+async def test_the_clock_prunes_finished_deliveries_after_the_retention_window(org):
+    admin = await org.admin()
+    hook = await Webhook.create(url="https://example.com/", secret="s", owner=admin)
+    now = datetime.now(UTC)
+
+    async def delivery(event_id: int, age_days: int, pending: bool) -> None:
+        row = await WebhookDelivery.create(
+            webhook=hook, event_id=event_id, event_kind="customer.changed", body="{}",
+            next_attempt_at=now if pending else None,
+        )  # fmt: skip
+        await WebhookDelivery.filter(id=row.id).update(created_at=now - timedelta(days=age_days))
+
+    await delivery(1, 9, pending=False)
+    await delivery(2, 9, pending=True)  # still to be sent: kept
+    await delivery(3, 1, pending=False)
+    assert await prune_webhook_deliveries(timedelta(days=7), now) == 1
+    assert sorted(await WebhookDelivery.all().values_list("event_id", flat=True)) == [2, 3]

@@ -85,6 +85,8 @@ def clean_event_kinds(kinds: list[str]) -> list[str]:
 
 def _is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
     return not ip.is_global or ip.is_multicast
 
 

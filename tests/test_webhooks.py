@@ -454,6 +454,8 @@ async def test_bad_hooks_are_refused(gql, org, url, kinds, field_):
         "http://192.168.0.10/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
     ],
 )
 async def test_production_refuses_private_targets(url):

@@ -28,6 +28,7 @@ from meihua.settings import Settings
 from meihua.subscriptions import events
 from meihua.subscriptions.bus import EventBus
 from meihua.subscriptions.hub import EventHub
+from meihua.subscriptions.webhook_worker import WebhookWorker
 from meihua.subscriptions.ws_handlers import LegacyHandler, TransportHandler, WebSocketAdapter
 from meihua.web import csrf, health
 from meihua.web.body_limit import BodySizeLimit, request_error
@@ -100,6 +101,7 @@ def create_app(
     bus = EventBus(settings.broadcast_url)
     hub = EventHub(bus, queue_size=settings.subscriber_queue_size)
     clock = Clock(settings)
+    webhooks = WebhookWorker(settings)
     rate_limits = RateLimits.for_settings(settings)
     graphql = MeihuaGraphQL(settings, hub, rate_limits)
 
@@ -121,6 +123,8 @@ def create_app(
             started.push_async_callback(hub.stop)
             clock.start()
             started.push_async_callback(clock.stop)
+            webhooks.start()
+            started.push_async_callback(webhooks.stop)
             with drain.on_signals() if drain_on_signals else contextlib.nullcontext():
                 yield
 

@@ -1,4 +1,4 @@
-"""The clock: the periodic jobs, recycling customers and pruning the event log.
+"""The clock: the periodic jobs, recycling customers and pruning the event and webhook logs.
 
 Every server process runs them in the background every
 `MEIHUA_RECYCLE_INTERVAL` seconds. A deployment with many workers can run one
@@ -13,7 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from meihua.models import Event
+from meihua.models import Event, WebhookDelivery
 from meihua.resolvers.recycling import recycle
 from meihua.settings import Settings
 
@@ -26,14 +26,25 @@ async def prune_events(retention: timedelta, now: datetime | None = None) -> int
     return await Event.filter(created_at__lt=cutoff).delete()
 
 
+async def prune_webhook_deliveries(retention: timedelta, now: datetime | None = None) -> int:
+    """Delete the finished webhook deliveries older than the retention window."""
+    cutoff = (now or datetime.now(UTC)) - retention
+    return await WebhookDelivery.filter(created_at__lt=cutoff, next_attempt_at=None).delete()
+
+
 async def tick(settings: Settings) -> None:
-    """One round of the jobs; one failing does not keep the other from running."""
+    """One round of the jobs; one failing does not keep the others from running."""
     try:
         await recycle()
     except Exception:
         logger.exception("recycling failed; it runs again next round")
+    retention = timedelta(hours=settings.event_retention_hours)
     try:
-        pruned = await prune_events(timedelta(hours=settings.event_retention_hours))
+        await prune_webhook_deliveries(retention)
+    except Exception:
+        logger.exception("pruning the webhook deliveries failed; it runs again next round")
+    try:
+        pruned = await prune_events(retention)
     except Exception:
         logger.exception("pruning the event log failed; it runs again next round")
     else:

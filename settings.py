@@ -115,10 +115,27 @@ class Settings:
     # When set, GET /metrics needs `Authorization: Bearer <token>`; without one,
     # production does not serve /metrics at all.
     metrics_token: str | None = None
+    # Webhooks (subscriptions/webhook_worker.py): seconds per request, attempts before a
+    # delivery gives up, the first retry's delay in seconds (doubling after each failure,
+    # jittered, at most webhook_backoff_max), and seconds between the worker's rounds (0:
+    # no worker in this process). Hooks aimed at private or loopback addresses are
+    # refused unless webhook_private_targets (None: allowed except in production).
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff: float = 30.0
+    webhook_backoff_max: float = 6 * 3600.0
+    webhook_poll_interval: float = 1.0
+    webhook_private_targets: bool | None = None
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def allows_private_webhook_targets(self) -> bool:
+        if self.webhook_private_targets is None:
+            return not self.production
+        return self.webhook_private_targets
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -181,6 +198,16 @@ class Settings:
             or ("json" if mode == "production" else "text"),
             log_level=(env.get("MEIHUA_LOG_LEVEL") or "INFO").strip().upper(),
             metrics_token=env.get("MEIHUA_METRICS_TOKEN") or None,
+            webhook_timeout=_float(env, "MEIHUA_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_max_attempts=_int(env, "MEIHUA_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
+            webhook_backoff=_float(env, "MEIHUA_WEBHOOK_BACKOFF", cls.webhook_backoff),
+            webhook_backoff_max=_float(env, "MEIHUA_WEBHOOK_BACKOFF_MAX", cls.webhook_backoff_max),
+            webhook_poll_interval=_float(
+                env, "MEIHUA_WEBHOOK_POLL_INTERVAL", cls.webhook_poll_interval
+            ),
+            webhook_private_targets=_bool(env["MEIHUA_WEBHOOK_PRIVATE_TARGETS"], False)
+            if env.get("MEIHUA_WEBHOOK_PRIVATE_TARGETS")
+            else None,
         )
         if not settings.database_url.startswith(DATABASE_SCHEMES):
             raise ConfigurationError(
@@ -251,6 +278,16 @@ class Settings:
             raise ConfigurationError(
                 f"MEIHUA_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters"
             )
+        if not 0 < settings.webhook_timeout <= 300:
+            raise ConfigurationError("MEIHUA_WEBHOOK_TIMEOUT must be more than 0 and at most 300")
+        if not 1 <= settings.webhook_max_attempts <= 50:
+            raise ConfigurationError("MEIHUA_WEBHOOK_MAX_ATTEMPTS must be between 1 and 50")
+        if not 0 < settings.webhook_backoff <= settings.webhook_backoff_max:
+            raise ConfigurationError(
+                "MEIHUA_WEBHOOK_BACKOFF must be more than 0 and at most MEIHUA_WEBHOOK_BACKOFF_MAX"
+            )
+        if not 0 <= settings.webhook_poll_interval <= 3600:
+            raise ConfigurationError("MEIHUA_WEBHOOK_POLL_INTERVAL must be 0 (off) to 3600 seconds")
         return settings
 
     def warn_if_insecure(self) -> None:

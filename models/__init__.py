@@ -41,6 +41,7 @@ from meihua.models.sales import (
     Product,
 )
 from meihua.models.targets import SalesTarget, TargetMetric
+from meihua.models.webhooks import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
     "SalesTarget",
@@ -87,4 +88,7 @@ __all__ = [
     "TaskStatus",
     "TeamAccess",
     "User",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
 ]

@@ -35,6 +35,7 @@ from meihua.schema.subscriptions import LiveEvent, Subscription
 from meihua.schema.tasks import TaskMutation, TaskQuery
 from meihua.schema.telemetry import OperationTelemetry
 from meihua.schema.timeline import TimelineQuery
+from meihua.schema.webhooks import WebhookMutation, WebhookQuery
 from meihua.settings import Settings
 
 Query = merge_types(
@@ -58,6 +59,7 @@ Query = merge_types(
         CsvQuery,
         DashboardQuery,
         RecyclingQuery,
+        WebhookQuery,
     ),
 )
 Mutation = merge_types(
@@ -78,6 +80,7 @@ Mutation = merge_types(
         TaskMutation,
         CsvMutation,
         SalesTargetMutation,
+        WebhookMutation,
     ),
 )
 

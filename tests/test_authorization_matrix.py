@@ -66,6 +66,9 @@ from meihua.models import (
     TaskStatus,
     TeamAccess,
     User,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
 )
 from meihua.resolvers.customers import normalize_name
 from meihua.resolvers.permissions import ALL_PERMISSIONS
@@ -513,6 +516,35 @@ async def inactive_product(w: World) -> Product:
     row = await w.product()
     await Product.filter(id=row.id).update(is_active=False)
     return row
+
+
+async def webhook(w: World) -> Webhook:
+    """A hook the admin registered, aimed where nothing listens."""
+    return await w.once(
+        "webhook",
+        lambda: Webhook.create(
+            url="http://127.0.0.1:9/hook",
+            event_kinds=["customer.changed"],
+            secret="whsec_matrix",
+            owner=w.admin,
+        ),
+    )
+
+
+async def webhook_delivery(w: World) -> WebhookDelivery:
+    """A delivery that succeeded (nothing left to send until it is redelivered)."""
+    hook = await webhook(w)
+    return await w.once(
+        "delivery",
+        lambda: WebhookDelivery.create(
+            webhook=hook,
+            event_id=1,
+            event_kind="customer.changed",
+            body="{}",
+            status=WebhookDeliveryStatus.SUCCEEDED,
+            attempts=1,
+        ),
+    )
 
 
 async def last_stage(w: World) -> OpportunityStage:
@@ -990,6 +1022,43 @@ MATRIX: dict[str, Entry] = {
     ),
     "deleteOpportunityStage": company(
         "settings:manage", by_id("deleteOpportunityStage", last_stage, DELETED)
+    ),
+    # --- webhooks
+    "webhooks": company(
+        "settings:manage", query("{ webhooks(first: 10) { edges { node { id } } } }", [webhook])
+    ),
+    "webhook": company(
+        "settings:manage",
+        query(
+            "query($id: ID!) { webhook(id: $id) { id deliveries { edges { node { id } } } } }",
+            [webhook, webhook_delivery],
+            id=webhook,
+        ),
+    ),
+    "webhookEventKinds": company(
+        "settings:manage", query("{ webhookEventKinds }", ["customer.changed"])
+    ),
+    "createWebhook": company(
+        "settings:manage",
+        op(
+            "createWebhook",
+            "{ secret }",
+            input=(
+                "CreateWebhookInput!",
+                {"url": "https://example.com/hook", "eventKinds": ["customer.changed"]},
+            ),
+        ),
+    ),
+    "updateWebhook": company(
+        "settings:manage",
+        by_id("updateWebhook", webhook, input=("UpdateWebhookInput!", {"description": "CRM sync"})),
+    ),
+    "rotateWebhookSecret": company(
+        "settings:manage", by_id("rotateWebhookSecret", webhook, "{ secret }")
+    ),
+    "deleteWebhook": company("settings:manage", by_id("deleteWebhook", webhook, DELETED)),
+    "redeliverWebhookDelivery": company(
+        "settings:manage", by_id("redeliverWebhookDelivery", webhook_delivery)
     ),
     # --- products
     "createProduct": company(

@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,16 @@ async def database(request, tmp_path_factory) -> AsyncIterator[str]:
         await meihua_db.close_database()
         if request.param == "postgres":
             await _postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a server subprocess: SIGTERM, and SIGKILL if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 def all_tables() -> list[str]:

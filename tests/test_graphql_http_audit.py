@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import stop
+
 AUDITS = Path(__file__).resolve().parent / "audits"
 ADMIN_PASSWORD = "audit-admin-password"
 SECRET = "graphql-http-audit-secret-of-32-bytes-or-more"
@@ -126,12 +128,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
             token = login.json()["data"]["login"]["token"]
         yield f"{base}/graphql", token
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "signed-in"])

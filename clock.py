@@ -1,10 +1,12 @@
-"""The clock: the periodic jobs, recycling customers and pruning the event log.
+"""The clock: the periodic jobs, recycling customers, clearing expired team
+seats and pruning the event log.
 
 Every server process runs them in the background every
 `MEIHUA_RECYCLE_INTERVAL` seconds. A deployment with many workers can run one
 `meihua clock` process instead (the Procfile's `clock:`) and set the interval
 to 0 on the web workers; running both is safe, as a recycling pass moves each
-customer once however many run at the same time.
+customer once however many run at the same time, and an expired seat is
+cleared (and announced) once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from meihua.models import Event
 from meihua.resolvers.recycling import recycle
+from meihua.resolvers.team_expiry import clear_expired_seats
 from meihua.settings import Settings
 
 logger = logging.getLogger("meihua.clock")
@@ -27,11 +30,15 @@ async def prune_events(retention: timedelta, now: datetime | None = None) -> int
 
 
 async def tick(settings: Settings) -> None:
-    """One round of the jobs; one failing does not keep the other from running."""
+    """One round of the jobs; one failing does not keep the others from running."""
     try:
         await recycle()
     except Exception:
         logger.exception("recycling failed; it runs again next round")
+    try:
+        await clear_expired_seats()
+    except Exception:
+        logger.exception("clearing expired team seats failed; it runs again next round")
     try:
         pruned = await prune_events(timedelta(hours=settings.event_retention_hours))
     except Exception:

@@ -98,7 +98,11 @@ def create_app(
     settings = settings or Settings.from_env()
     drain = Drain()
     bus = EventBus(settings.broadcast_url)
-    hub = EventHub(bus, queue_size=settings.subscriber_queue_size)
+    hub = EventHub(
+        bus,
+        queue_size=settings.subscriber_queue_size,
+        watch_limit=settings.subscription_watch_limit,
+    )
     clock = Clock(settings)
     rate_limits = RateLimits.for_settings(settings)
     graphql = MeihuaGraphQL(settings, hub, rate_limits)

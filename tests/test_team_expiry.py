@@ -23,6 +23,7 @@ from meihua.models import (
 from meihua.resolvers.team_expiry import clear_expired_seats
 from meihua.schema.relay import to_global_id
 from meihua.settings import Settings
+from tests.test_cli import meihua
 
 NOW = datetime.now(UTC)
 EXPIRED = NOW - timedelta(minutes=1)
@@ -180,3 +181,14 @@ async def test_the_team_list_shows_an_expired_seat_until_the_job_clears_it(gql, 
     assert (await gql.ok(query, variables, as_user=alice))["node"]["team"] == [{"active": False}]
     await clear_expired_seats()
     assert (await gql.ok(query, variables, as_user=alice))["node"]["team"] == []
+
+
+async def test_meihua_recycle_clears_expired_seats(acme, db, tmp_path):
+    *_, seat = acme
+    await expire(seat)
+
+    result = meihua("recycle", cwd=tmp_path, DATABASE_URL=db)
+
+    assert result.returncode == 0, result.stderr
+    assert "Cleared 1 expired team seat." in result.stdout
+    assert not await CustomerTeamMember.exists(id=seat.id)

@@ -99,7 +99,11 @@ def create_app(
     settings = settings or Settings.from_env()
     drain = Drain()
     bus = EventBus(settings.broadcast_url)
-    hub = EventHub(bus, queue_size=settings.subscriber_queue_size)
+    hub = EventHub(
+        bus,
+        queue_size=settings.subscriber_queue_size,
+        watch_limit=settings.subscription_watch_limit,
+    )
     clock = Clock(settings)
     webhooks = WebhookWorker(settings)
     rate_limits = RateLimits.for_settings(settings)

@@ -265,13 +265,18 @@ def recycle() -> None:
     """Send the customers the pools' rules say are due back to their pools, now.
 
     The servers do this by themselves every MEIHUA_RECYCLE_INTERVAL seconds;
-    this is one pass on demand. Owners of customers due soon are warned.
+    this is one pass on demand. Owners of customers due soon are warned, and
+    expired customer-team seats are cleared as the servers' clock does.
     """
     from meihua.resolvers.recycling import recycle as recycle_pass
+    from meihua.resolvers.team_expiry import clear_expired_seats
+
+    async def run():
+        return await recycle_pass(), await clear_expired_seats()
 
     settings = _settings()
     _migrate(settings)
-    report = _with_database(settings, lambda: _with_event_bus(settings, recycle_pass))
+    report, expired = _with_database(settings, lambda: _with_event_bus(settings, run))
     if not report.moved:
         click.echo("Nothing to recycle.")
     else:
@@ -284,6 +289,8 @@ def recycle() -> None:
                 click.echo(f"    #{customer.id} {customer.name} (was {customer.previous_owner}'s)")
     if report.warned:
         click.echo(f"Warned the owners of {report.warned} customers due soon.")
+    if expired:
+        click.echo(f"Cleared {len(expired)} expired team seat{'s' if len(expired) != 1 else ''}.")
 
 
 @main.command()

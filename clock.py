@@ -1,10 +1,12 @@
-"""The clock: the periodic jobs, recycling customers and pruning the event and webhook logs.
+"""The clock: the periodic jobs, recycling customers, clearing expired team
+seats and pruning the event and webhook logs.
 
 Every server process runs them in the background every
 `MEIHUA_RECYCLE_INTERVAL` seconds. A deployment with many workers can run one
 `meihua clock` process instead (the Procfile's `clock:`) and set the interval
 to 0 on the web workers; running both is safe, as a recycling pass moves each
-customer once however many run at the same time.
+customer once however many run at the same time, and an expired seat is
+cleared (and announced) once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from meihua.models import Event, WebhookDelivery
 from meihua.resolvers.recycling import recycle
+from meihua.resolvers.team_expiry import clear_expired_seats
 from meihua.settings import Settings
 
 logger = logging.getLogger("meihua.clock")
@@ -38,6 +41,10 @@ async def tick(settings: Settings) -> None:
         await recycle()
     except Exception:
         logger.exception("recycling failed; it runs again next round")
+    try:
+        await clear_expired_seats()
+    except Exception:
+        logger.exception("clearing expired team seats failed; it runs again next round")
     retention = timedelta(hours=settings.event_retention_hours)
     try:
         await prune_webhook_deliveries(retention)

@@ -86,6 +86,9 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # Live events a subscriber may have waiting before it is closed (it resumes with `after:`).
     subscriber_queue_size: int = 1000
+    # Records each subscription remembers having shown, to say once when one leaves
+    # the subscriber's sight (subscriptions/scope.py); the oldest are forgotten past it.
+    subscription_watch_limit: int = 1000
     # Seconds between recycling passes inside each server process; 0 leaves them to
     # `meihua clock`.
     recycle_interval: int = 300
@@ -182,6 +185,7 @@ class Settings:
             graphiql=_bool(env.get("MEIHUA_GRAPHIQL"), mode != "production"),
             timezone=env.get("MEIHUA_TIMEZONE") or cls.timezone,
             subscriber_queue_size=_int(env, "MEIHUA_SUBSCRIBER_QUEUE_SIZE", 1000),
+            subscription_watch_limit=_int(env, "MEIHUA_SUBSCRIPTION_WATCH_LIMIT", 1000),
             recycle_interval=_int(env, "MEIHUA_RECYCLE_INTERVAL", 300),
             event_retention_hours=_int(env, "MEIHUA_EVENT_RETENTION_HOURS", 168),
             shutdown_timeout=_int(env, "MEIHUA_SHUTDOWN_TIMEOUT", 30),
@@ -238,6 +242,8 @@ class Settings:
                 raise ConfigurationError(f"{name} must be 0 (off) to 3600 seconds, got {value}")
         if not 10 <= settings.subscriber_queue_size <= 100_000:
             raise ConfigurationError("MEIHUA_SUBSCRIBER_QUEUE_SIZE must be between 10 and 100000")
+        if not 1 <= settings.subscription_watch_limit <= 100_000:
+            raise ConfigurationError("MEIHUA_SUBSCRIPTION_WATCH_LIMIT must be between 1 and 100000")
         if settings.recycle_interval < 0:
             raise ConfigurationError("MEIHUA_RECYCLE_INTERVAL must be 0 (off) or more seconds")
         if settings.event_retention_hours < 1:

@@ -73,6 +73,12 @@ class Sight:
     def sees_everything(self) -> bool:
         return self.owner_ids is None
 
+    @property
+    def reach(self) -> tuple:
+        """What decides what the user sees; when it changes, watched records are checked again."""
+        owners = None if self.owner_ids is None else frozenset(self.owner_ids)
+        return self.active, owners, frozenset(self.pool_ids), self.distributes_leads
+
     def sees(self, record_type: str, state: RecordState, teams: Teams) -> bool:
         if not self.active:
             return False

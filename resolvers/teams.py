@@ -59,7 +59,7 @@ async def _member(customer: Customer, user_id: int) -> CustomerTeamMember:
     return member
 
 
-def _seat(member: CustomerTeamMember) -> dict[str, Any]:
+def seat_entry(member: CustomerTeamMember) -> dict[str, Any]:
     """A membership as the operation log keeps it."""
     return {
         "userId": member.user_id,
@@ -124,7 +124,7 @@ async def add_member(
                 expires_at=expires_at,
                 added_by_id=viewer.id,
             )
-            await _record(viewer, "TEAM_ADD", customer, user, None, _seat(member))
+            await _record(viewer, "TEAM_ADD", customer, user, None, seat_entry(member))
             return customer
     except IntegrityError:
         # Added by someone else between our check and insert.
@@ -156,11 +156,11 @@ async def update_member(
         if expires_at is not UNSET:
             changes["expires_at"] = _future(expires_at)
         if diff(member, changes):
-            before = _seat(member)
+            before = seat_entry(member)
             await CustomerTeamMember.filter(id=member.id).update(**changes)
             await member.refresh_from_db()
             user = await User.get(id=user_id)
-            await _record(viewer, "TEAM_UPDATE", customer, user, before, _seat(member))
+            await _record(viewer, "TEAM_UPDATE", customer, user, before, seat_entry(member))
         return customer
 
 
@@ -172,5 +172,5 @@ async def remove_member(viewer: Viewer, customer_id: int, user_id: int) -> Custo
         member = await _member(customer, user_id)
         await member.delete()
         user = await User.get(id=user_id)
-        await _record(viewer, "TEAM_REMOVE", customer, user, _seat(member), None)
+        await _record(viewer, "TEAM_REMOVE", customer, user, seat_entry(member), None)
         return customer

@@ -31,8 +31,8 @@ from meihua.schema.permissions import SignedIn
 from meihua.schema.pools import Pool
 from meihua.schema.recycling import RecycleRule
 from meihua.schema.relay import Node, from_global_id, to_global_id
-from meihua.subscriptions import delivery
-from meihua.subscriptions.hub import Accept
+from meihua.subscriptions import delivery, scope
+from meihua.subscriptions.hub import Accept, visibility_of
 
 
 @strawberry.enum(description="How a customer moved in or out of a pool.")
@@ -56,6 +56,40 @@ class NotificationKind(Enum):
     ADDED_TO_TEAM = "ADDED_TO_TEAM"
     OPPORTUNITY_TRANSFERRED = "OPPORTUNITY_TRANSFERRED"
     CONTRACT_TRANSFERRED = "CONTRACT_TRANSFERRED"
+    LEFT_SCOPE = "LEFT_SCOPE"
+
+
+@strawberry.enum(description="Why a record left what you may see.")
+class LeftScopeReason(Enum):
+    TRANSFERRED = "TRANSFERRED"
+    RELEASED = "RELEASED"
+    RECYCLED = "RECYCLED"
+    TEAM_EXPIRED = "TEAM_EXPIRED"
+    REMOVED_FROM_TEAM = "REMOVED_FROM_TEAM"
+    SCOPE_CHANGED = "SCOPE_CHANGED"
+
+
+@strawberry.type(
+    description="A record this subscription showed you is no longer yours to see; "
+    "nothing more about it follows unless it comes back into your sight."
+)
+class RecordLeftScope:
+    record_id: strawberry.ID
+    record_type: str = strawberry.field(description="Its type, e.g. `Customer`.")
+    reason: LeftScopeReason | None = strawberry.field(description="Null when not known.")
+
+    @classmethod
+    def of(cls, event: Event) -> RecordLeftScope | None:
+        """The notice an event carries, if it is one."""
+        if event.kind != scope.LEFT_SCOPE:
+            return None
+        type_name = delivery.NODE_TYPES[event.record_type]
+        reason = event.payload.get("reason")
+        return cls(
+            record_id=to_global_id(type_name, event.record_id),
+            record_type=type_name,
+            reason=LeftScopeReason(reason) if reason else None,
+        )
 
 
 async def _user(info: Info, pk: int | None) -> User | None:
@@ -171,6 +205,9 @@ class RecordChange(LiveEvent):
     record_id: strawberry.ID
     fields: list[str] = strawberry.field(description="The fields that changed, if any.")
     version: int | None = strawberry.field(description="The record's version after the change.")
+    left_scope: RecordLeftScope | None = strawberry.field(
+        description="Set (kind `record.left_scope`) when the record left your sight."
+    )
     type_name: strawberry.Private[str]
     pk: strawberry.Private[int]
 
@@ -184,6 +221,7 @@ class RecordChange(LiveEvent):
             record_id=to_global_id(type_name, event.record_id),
             fields=list(event.payload.get("fields") or []),
             version=event.payload.get("version"),
+            left_scope=RecordLeftScope.of(event),
             type_name=type_name,
             pk=event.record_id,
         )
@@ -198,6 +236,9 @@ class Notification(LiveEvent):
     kind: NotificationKind
     title: str
     record_id: strawberry.ID | None
+    left_scope: RecordLeftScope | None = strawberry.field(
+        description="Set (kind LEFT_SCOPE) when a record you were told about left your sight."
+    )
     type_name: strawberry.Private[str | None]
     pk: strawberry.Private[int]
 
@@ -211,6 +252,7 @@ class Notification(LiveEvent):
             kind=NotificationKind(delivery.NOTIFICATION_KINDS[event.kind]),
             title=delivery.notification_title(event),
             record_id=to_global_id(type_name, event.record_id) if type_name else None,
+            left_scope=RecordLeftScope.of(event),
             type_name=type_name,
             pk=event.record_id,
         )
@@ -222,10 +264,20 @@ class Notification(LiveEvent):
         return await visible_node(info.context.viewer, self.type_name, self.pk)
 
 
-async def _follow(info: Info, accept: Accept, after: str | None) -> AsyncIterator[Event]:
-    """The hub's events for the signed-in user; a signed-out user's socket is closed."""
+async def _follow(
+    info: Info,
+    accept: Accept,
+    after: str | None,
+    watch: dict[scope.Ref, scope.Ref] | None = None,
+) -> AsyncIterator[Event]:
+    """The hub's events for the signed-in user; a signed-out user's socket is closed.
+
+    `watch`: the subscription's type can say a record left the user's sight,
+    starting with the records given (see subscriptions/scope.py).
+    """
+    hub = info.context.hub
     try:
-        async for event in info.context.hub.follow(info.context.viewer.id, accept, after):
+        async for event in hub.follow(info.context.viewer.id, accept, after, watch=watch):
             _fresh(info, event)
             yield event
     except Unauthenticated:
@@ -285,7 +337,8 @@ class Subscription:
 
     @strawberry.subscription(
         permission_classes=[SignedIn],
-        description="Who changes the record you are viewing, and its new version.",
+        description="Who changes the record you are viewing, and its new version; "
+        "one `record.left_scope` event when it leaves your sight.",
     )
     async def record_changed(
         self, info: Info, id: strawberry.ID, after: str | None = None
@@ -297,15 +350,18 @@ class Subscription:
         record_type = delivery.RECORD_TYPES.get(type_name)
         if record_type is None or await visible_node(info.context.viewer, type_name, pk) is None:
             raise NotFound("No such object.")
-        async for event in _follow(info, delivery.changes_of(record_type, pk), after):
+        ref = await visibility_of(record_type, pk)
+        watch = {ref: (record_type, pk)} if ref is not None else {}
+        async for event in _follow(info, delivery.changes_of(record_type, pk), after, watch):
             yield RecordChange.of(event, type_name)
 
     @strawberry.subscription(
         permission_classes=[SignedIn],
-        description="Tasks, approvals and customers handed to you, and recycle warnings.",
+        description="Tasks, approvals and customers handed to you, recycle warnings, and "
+        "LEFT_SCOPE when a record you were told about leaves your sight.",
     )
     async def my_notifications(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[Notification, None]:
-        async for event in _follow(info, delivery.notification, after):
+        async for event in _follow(info, delivery.notification, after, {}):
             yield Notification.of(event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from meihua.models import Event
 from meihua.resolvers.sight import Sight
 from meihua.subscriptions.hub import Accept, Batch, may_see
+from meihua.subscriptions.scope import LEFT_SCOPE
 
 POOL_KINDS = {
     "pool.released": "RELEASED",
@@ -32,6 +33,7 @@ NOTIFICATION_KINDS = {
     "customer.team_changed": "ADDED_TO_TEAM",
     "opportunity.transferred": "OPPORTUNITY_TRANSFERRED",
     "contract.transferred": "CONTRACT_TRANSFERRED",
+    LEFT_SCOPE: "LEFT_SCOPE",
 }
 # Addressed by the system to someone it chose to act on the record: an
 # approver outside the owner's scope, a task's assignee or creator.
@@ -98,6 +100,7 @@ def notification_title(event: Event) -> str:
         "customer.team_changed": "Added to a customer team",
         "opportunity.transferred": "Opportunity transferred to you",
         "contract.transferred": "Contract transferred to you",
+        LEFT_SCOPE: "No longer visible to you",
     }
     title = titles.get(event.kind, event.kind)
     return f"{title}: {name}" if name else title

@@ -10,22 +10,25 @@ For each batch the hub loads, once, where the records sit now and who is on
 their customers' teams, and each subscriber's `Sight` decides what they may
 see. Every subscriber gets a bounded queue; one that falls too far behind is
 closed with LIMIT_EXCEEDED and resumes with `after:` from its last cursor.
+Feeds that remember what they showed are told once when a record leaves the
+subscriber's sight (subscriptions/scope.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from meihua import metrics
-from meihua.models import Event
+from meihua.models import Contact, Event, Task
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, LimitExceeded, MeihuaError, Unauthenticated
 from meihua.resolvers.sight import RecordState, Sight, Teams, load_states, load_teams
 from meihua.subscriptions.bus import EventBus
 from meihua.subscriptions.events import EVENTS_CHANNEL
+from meihua.subscriptions.scope import SCOPE_CHANGED, Ref, Watched, left_scope, reason_of
 
 logger = logging.getLogger("meihua.events")
 
@@ -57,13 +60,34 @@ class Batch:
         return RecordState(event.owner_id, event.customer_id, event.payload.get("pool_id"))
 
 
-def visibility_record(event: Event) -> tuple[str, int] | None:
+# Records visible by their own owner; the others (contacts, tasks) go with their customer.
+SELF_SCOPED = ("CUSTOMER", "OPPORTUNITY", "CONTRACT", "LEAD")
+
+
+def visibility_record(event: Event) -> Ref | None:
     """The record whose visibility decides who may see the event."""
-    if event.record_type in ("CUSTOMER", "OPPORTUNITY", "CONTRACT", "LEAD"):
+    if event.record_type in SELF_SCOPED:
         return event.record_type, event.record_id
     if event.customer_id is not None:  # contacts, tasks: with their customer
         return "CUSTOMER", event.customer_id
     return None
+
+
+async def visibility_of(record_type: str, pk: int) -> Ref | None:
+    """`visibility_record` for a record rather than an event about it."""
+    if record_type in SELF_SCOPED:
+        return record_type, pk
+    model = {"CONTACT": Contact, "TASK": Task}.get(record_type)
+    if model is None:
+        return None
+    customer_id = await model.filter(id=pk).first().values_list("customer_id", flat=True)
+    return ("CUSTOMER", customer_id) if customer_id is not None else None
+
+
+def shown_record(event: Event) -> Ref | None:
+    """The event's own record, when it is the one deciding the event's visibility."""
+    ref = visibility_record(event)
+    return ref if ref == (event.record_type, event.record_id) else None
 
 
 def may_see(sight: Sight, event: Event, batch: Batch) -> bool:
@@ -89,6 +113,26 @@ class Feed:
     token_version: int
     queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
     error: MeihuaError | None = None
+    # The records shown, for telling when one leaves the user's sight (None: not told).
+    watched: Watched | None = None
+
+    def consider(self, sight: Sight, event: Event, batch: Batch) -> Iterator[Event]:
+        """What this feed gets of one event: the event if accepted, else perhaps a notice."""
+        accepted = self.accept(sight, event, batch)
+        if accepted:
+            yield event
+        ref = visibility_record(event)
+        if self.watched is None or ref is None:
+            return
+        if event.kind.endswith(".deleted"):
+            self.watched.forget(ref)
+        elif accepted:
+            # Not every accepted event shows its record: some are addressed to
+            # the user whatever their scope (an approval to decide).
+            if (shown := shown_record(event)) is not None and may_see(sight, event, batch):
+                self.watched.remember(ref, shown)
+        elif ref in self.watched and not may_see(sight, event, batch):
+            yield left_scope(event, self.watched.forget(ref), reason_of(event))
 
     def offer(self, event: Event) -> None:
         if self.error is not None:
@@ -118,9 +162,17 @@ class Feed:
 
 
 class EventHub:
-    def __init__(self, bus: EventBus, *, queue_size: int = 1000, poll_interval: float = 1.0):
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        queue_size: int = 1000,
+        poll_interval: float = 1.0,
+        watch_limit: int = 1000,
+    ):
         self.bus = bus
         self.queue_size = queue_size
+        self.watch_limit = watch_limit
         self.poll_interval = poll_interval
         self.position = 0
         self._feeds: set[Feed] = set()
@@ -155,12 +207,21 @@ class EventHub:
 
     # -- subscribers ---------------------------------------------------------
 
-    async def follow(self, user_id: int, accept: Accept, after: str | None) -> AsyncIterator[Event]:
+    async def follow(
+        self,
+        user_id: int,
+        accept: Accept,
+        after: str | None,
+        *,
+        watch: dict[Ref, Ref] | None = None,
+    ) -> AsyncIterator[Event]:
         """Events the user wants and may see: missed ones after `after`, then live ones.
 
         The feed is registered before the replay reads the log, and the
         replay stops where live delivery starts, so nothing falls between
-        the two and nothing comes twice.
+        the two and nothing comes twice. With `watch` (the records the
+        subscription already shows, maybe none) the feed also gets a
+        left-scope notice when a record it showed leaves the user's sight.
         """
         resume_from = await self._resume_point(after)
         sight = self._sights.get(user_id) or await Sight.load(user_id)
@@ -171,6 +232,7 @@ class EventHub:
             self.position,
             sight.token_version,
             asyncio.Queue(maxsize=self.queue_size),
+            watched=None if watch is None else Watched(self.watch_limit, watch),
         )
         self._feeds.add(feed)
         last = resume_from
@@ -218,8 +280,8 @@ class EventHub:
             batch = await Batch.load(events)
             sight = self._sights.get(feed.user_id) or await Sight.load(feed.user_id)
             for event in events:
-                if feed.accept(sight, event, batch):
-                    yield event
+                for delivered in feed.consider(sight, event, batch):
+                    yield delivered
             cursor = events[-1].id
 
     # -- the log reader ------------------------------------------------------
@@ -270,9 +332,11 @@ class EventHub:
             self.position = events[-1].id
 
     async def _deliver(self, events: list[Event]) -> None:
+        changed: set[int] = set()
         if any(e.kind.startswith(SIGHT_CHANGES) for e in events):
-            await self._refresh_sights()
+            changed = await self._refresh_sights()
         batch = await Batch.load(events)
+        watched = await self._watched_states(changed)
         # From here to the position update nothing awaits: a feed opened
         # meanwhile starts after this batch, and replays it from the log.
         offered: dict[int, Event] = {}
@@ -284,12 +348,60 @@ class EventHub:
                 feed.fail(Unauthenticated("You have been signed out; sign in again."))
                 continue
             for event in events:
-                if event.id > feed.start and feed.accept(sight, event, batch):
-                    feed.offer(event)
-                    offered[event.id] = event
+                if event.id <= feed.start:
+                    continue
+                for delivered in feed.consider(sight, event, batch):
+                    feed.offer(delivered)
+                    if delivered is event:
+                        offered[event.id] = event
+            if feed.user_id in changed and events[-1].id > feed.start:
+                for notice in _out_of_sight(feed, sight, watched, events[-1]):
+                    feed.offer(notice)
         metrics.delivered(offered.values())
 
-    async def _refresh_sights(self) -> None:
+    async def _refresh_sights(self) -> set[int]:
+        """Work out again what everyone may see; the users whose sight changed."""
         users = list(self._sights)
         sights = await asyncio.gather(*(Sight.load(user_id) for user_id in users))
+        changed = {
+            user_id
+            for user_id, sight in zip(users, sights, strict=True)
+            if (before := self._sights.get(user_id)) is not None and before.reach != sight.reach
+        }
         self._sights.update(zip(users, sights, strict=True))
+        return changed
+
+    async def _watched_states(self, users: set[int]) -> Batch:
+        """Where the records the users' feeds remember sit now, to check them again."""
+        refs = {
+            ref
+            for feed in self._feeds
+            if feed.user_id in users and feed.watched is not None
+            for ref in feed.watched.refs()
+        }
+        states: dict[Ref, RecordState] = {}
+        ordered = sorted(refs)
+        for start in range(0, len(ordered), BATCH):
+            states |= await load_states(set(ordered[start : start + BATCH]))
+        customers = sorted({s.customer_id for s in states.values() if s.customer_id is not None})
+        teams: Teams = {}
+        for start in range(0, len(customers), BATCH):
+            teams |= await load_teams(set(customers[start : start + BATCH]))
+        return Batch(states, teams)
+
+
+def _out_of_sight(feed: Feed, sight: Sight, watched: Batch, trigger: Event) -> Iterator[Event]:
+    """Notices for the records a feed remembers that its user's new sight leaves out.
+
+    They take the batch's last cursor, so they never come before an event
+    the feed was already given.
+    """
+    if feed.watched is None:
+        return
+    for ref in feed.watched.refs():
+        state = watched.states.get(ref)
+        if state is None:  # gone, or heard of in this very batch
+            continue
+        if not sight.sees(ref[0], state, watched.teams):
+            shown = feed.watched.forget(ref)
+            yield left_scope(trigger, shown, SCOPE_CHANGED)

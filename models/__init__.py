@@ -38,11 +38,13 @@ from meihua.models.sales import (
     OpportunityStage,
     OpportunityStageChange,
     OpportunityStatus,
+    Pipeline,
     Product,
 )
 from meihua.models.targets import SalesTarget, TargetMetric
 
 __all__ = [
+    "Pipeline",
     "SalesTarget",
     "TargetMetric",
     "RecycleRule",

@@ -45,13 +45,6 @@ async def default_pipeline() -> Pipeline:
     return pipeline
 
 
-async def get_pipeline(pk: int) -> Pipeline:
-    pipeline = await Pipeline.get_or_none(id=pk)
-    if pipeline is None:
-        raise NotFound("No such pipeline.")
-    return pipeline
-
-
 async def pipeline_for_new_opportunities(pk: int | None, field: str = "pipelineId") -> Pipeline:
     """The named pipeline (BAD_USER_INPUT when missing or inactive), else the default."""
     if pk is None:

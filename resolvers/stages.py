@@ -22,7 +22,6 @@ from meihua.resolvers.pipelines import (
     SETTINGS_MANAGE,
     clean_win_rate,
     default_pipeline,
-    get_pipeline,
     pipeline_for_new_opportunities,
 )
 from meihua.resolvers.versioning import update_versioned
@@ -33,8 +32,8 @@ async def list_stages(pipeline_id: int | None = None) -> list[OpportunityStage]:
     """The stages of a pipeline (the default one when none is named), in order."""
     if pipeline_id is None:
         pipeline_id = (await default_pipeline()).id
-    else:
-        await get_pipeline(pipeline_id)
+    elif not await Pipeline.exists(id=pipeline_id):
+        raise BadUserInput("No such pipeline.", field="pipelineId")
     return await OpportunityStage.filter(pipeline_id=pipeline_id).order_by("order", "id")
 
 
@@ -74,7 +73,8 @@ async def _lock_stages(pipeline_id: int) -> list[OpportunityStage]:
     The stages are read once the lock is held: a locking read that had to wait
     does not see stages added meanwhile, and would hand out their places.
     """
-    await Pipeline.filter(id=pipeline_id).select_for_update()
+    if not await Pipeline.filter(id=pipeline_id).select_for_update():
+        raise BadUserInput("No such pipeline.", field="pipelineId")
     return await OpportunityStage.filter(pipeline_id=pipeline_id).order_by("id")
 
 
@@ -100,8 +100,6 @@ async def create_stage(
     async with transaction():
         if pipeline_id is None:
             pipeline_id = (await default_pipeline()).id
-        elif not await Pipeline.exists(id=pipeline_id):
-            raise BadUserInput("No such pipeline.", field="pipelineId")
         stages = await _lock_stages(pipeline_id)
         _refuse_duplicate_name(stages, name, exclude=None)
         last = max((s.order for s in stages), default=0)

@@ -139,6 +139,8 @@ async def test_an_admin_creates_a_pipeline_with_ordered_stages(gql, team):
     ]
     stages = (await gql.ok(STAGES_OF, {"p": made["id"]}, as_user=team.an))["opportunityStages"]
     assert [s["name"] for s in stages] == ["Scoping", "Design", "Contract"]
+    unknown = await gql(STAGES_OF, {"p": to_global_id("Pipeline", 99)}, as_user=team.an)
+    assert unknown.codes == ["BAD_USER_INPUT"]
 
 
 async def test_only_settings_managers_configure_pipelines(gql, team):
@@ -254,6 +256,10 @@ async def test_stage_operations_work_within_one_pipeline(gql, team):
     plain = await gql.ok(ADD_STAGE, {"input": {"name": "Pilot", "winRate": 50}}, as_user=team.admin)
     assert plain["createOpportunityStage"]["order"] == 5
     assert plain["createOpportunityStage"]["pipeline"]["name"] == SALES
+    nowhere = {"name": "Lost", "winRate": 1, "pipelineId": to_global_id("Pipeline", 99)}
+    refused = await gql(ADD_STAGE, {"input": nowhere}, as_user=team.admin)
+    assert refused.codes == ["BAD_USER_INPUT"]
+    assert refused.error["extensions"]["field"] == "pipelineId"
 
     ids = [s["id"] for s in made["stages"]]
     mixed = await gql(

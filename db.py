@@ -8,6 +8,7 @@ from collections.abc import Callable
 import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
@@ -79,6 +80,10 @@ async def migrate(database_url: str, progress: Callable[[str], object] | None = 
 
     async with TortoiseContext():
         await run_migrations(config=tortoise_config(database_url), progress=report)
+    # tortoise caches each table's INSERT statement by table name: the one a data
+    # migration built from its historical model (e.g. stages without a pipeline)
+    # would otherwise be reused by today's model and leave new columns out.
+    EXECUTOR_CACHE.clear()
 
 
 async def open_database(database_url: str, statement_timeout: float = 0) -> None:

@@ -38,12 +38,14 @@ from meihua.models.sales import (
     OpportunityStage,
     OpportunityStageChange,
     OpportunityStatus,
+    Pipeline,
     Product,
 )
 from meihua.models.targets import SalesTarget, TargetMetric
 from meihua.models.webhooks import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
+    "Pipeline",
     "SalesTarget",
     "TargetMetric",
     "RecycleRule",

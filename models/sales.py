@@ -19,17 +19,43 @@ class OpportunityStatus(StrEnum):
     LOST = "LOST"
 
 
-class OpportunityStage(Model):
+class Pipeline(Model):
+    """A group of ordered opportunity stages, e.g. one per business line."""
+
     id = fields.IntField(primary_key=True)
-    name = fields.CharField(max_length=100)
-    win_rate = fields.IntField()  # percent, 0–100
+    name = fields.CharField(max_length=100, unique=True)
+    description = fields.TextField(null=True)
+    # Position among the pipelines, from 1: the first active one is the default.
     order = fields.IntField()
+    is_active = fields.BooleanField(default=True)
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
+        table = "pipeline"
+
+
+class OpportunityStage(Model):
+    id = fields.IntField(primary_key=True)
+    # Null only between creating a stage in the default sales setup and the
+    # pipelines migration putting it in the default pipeline: every stage the
+    # application creates names its pipeline.
+    pipeline: fields.ForeignKeyNullableRelation[Pipeline] = fields.ForeignKeyField(
+        "models.Pipeline", related_name="stages", null=True, on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=100)
+    win_rate = fields.IntField()  # percent, 0–100
+    order = fields.IntField()  # within its pipeline, from 1
+    version = fields.IntField(default=1)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    pipeline_id: int | None
+
+    class Meta:
         table = "opportunity_stage"
+        indexes = (("pipeline_id", "order"),)
 
 
 class Product(Model):

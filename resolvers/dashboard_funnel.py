@@ -1,4 +1,7 @@
-"""The sales funnel (销售漏斗): the pipeline as it stands, and how deals moved in the period.
+"""The sales funnel (销售漏斗) of one pipeline: as it stands, and how deals moved in the period.
+
+Every figure but lead conversion counts only the pipeline's stages and the
+opportunities now in it (see resolvers.pipelines); leads belong to no pipeline.
 
 - Open pipeline, per stage in pipeline order (stages holding nothing included):
   the OPEN opportunities there now, their amount, and their weighted amount
@@ -7,11 +10,11 @@
 - Stage conversion: an opportunity *enters* stage k with every stage-history row
   that leaves it OPEN at k (created there, moved there, or reopened there). Of
   the opportunities that entered k during the period, the ones that *advanced*
-  reached a later stage in the pipeline order or were won, at any time after
-  that entry, up to now (a cohort: the period fixes who started, not when they
-  got further).
-- Win rate: won / (won + lost) among the opportunities closed in the period (by
-  closed_at; a reopened opportunity is not closed).
+  reached a later stage in the pipeline order or were won there, at any time
+  after that entry, up to now (a cohort: the period fixes who started, not when
+  they got further). Moving to another pipeline is not advancing.
+- Win rate: won / (won + lost) among the pipeline's opportunities closed in the
+  period (by closed_at; a reopened opportunity is not closed).
 - Average days to win: closed_at − created_at over the opportunities won in the
   period, in days to one decimal.
 - Lead conversion: of the leads created in the period, the share converted by now.
@@ -88,10 +91,10 @@ def weighted_cents(amount: str, win_rate: str) -> str:
     return f"(({cents(amount)} * {win_rate} + 50) / 100)"
 
 
-async def funnel(scope: DashboardScope) -> FunnelFigures:
-    pipeline = await _open_pipeline(scope)
-    moves = await _stage_conversion(scope)
-    closed = await _closed(scope)
+async def funnel(scope: DashboardScope, pipeline_id: int) -> FunnelFigures:
+    pipeline = await _open_pipeline(scope, pipeline_id)
+    moves = await _stage_conversion(scope, pipeline_id)
+    closed = await _closed(scope, pipeline_id)
     leads = await _leads(scope)
     won = int(closed["won"])
     return FunnelFigures(
@@ -114,7 +117,7 @@ async def funnel(scope: DashboardScope) -> FunnelFigures:
     )
 
 
-async def _open_pipeline(scope: DashboardScope) -> list[dict]:
+async def _open_pipeline(scope: DashboardScope, pipeline_id: int) -> list[dict]:
     owner, params = owned_by(scope, "o.owner_id")
     return await fetch(
         f"""
@@ -123,18 +126,20 @@ async def _open_pipeline(scope: DashboardScope) -> list[dict]:
                COALESCE(SUM({weighted_cents("o.amount", "s.win_rate")}), 0) AS weighted
         FROM opportunity_stage s
         LEFT JOIN opportunity o ON o.stage_id = s.id AND o.status = 'OPEN' AND {owner}
+        WHERE s.pipeline_id = ?
         GROUP BY s.id, s."order"
         ORDER BY s."order", s.id
         """,
-        params,
+        [*params, pipeline_id],
     )
 
 
-async def _stage_conversion(scope: DashboardScope) -> dict[int, dict]:
-    # One pass over the history from the period's start: `reach` is the highest
-    # stage order (WON above all) among an opportunity's rows at or after each
-    # row. With ORDER BY at DESC the default frame ends at the current row's
-    # peers, so rows at the same instant count, as "at or after" says.
+async def _stage_conversion(scope: DashboardScope, pipeline_id: int) -> dict[int, dict]:
+    # One pass over the pipeline's history from the period's start: `reach` is
+    # the highest stage order (WON above all) among an opportunity's rows in
+    # the pipeline at or after each row. With ORDER BY at DESC the default
+    # frame ends at the current row's peers, so rows at the same instant count,
+    # as "at or after" says.
     owner, params = owned_by(scope, "o.owner_id")
     rows = await fetch(
         f"""
@@ -143,7 +148,7 @@ async def _stage_conversion(scope: DashboardScope) -> dict[int, dict]:
                    MAX(CASE WHEN c.to_status = 'WON' THEN {WON_ORDER} ELSE st."order" END)
                        OVER (PARTITION BY c.opportunity_id ORDER BY c.at DESC) AS reach
             FROM opportunity_stage_change c
-            JOIN opportunity_stage st ON st.id = c.to_stage_id
+            JOIN opportunity_stage st ON st.id = c.to_stage_id AND st.pipeline_id = ?
             WHERE c.at >= ? AND c.opportunity_id IN (SELECT o.id FROM opportunity o WHERE {owner})
         )
         SELECT s.id AS stage_id,
@@ -151,14 +156,15 @@ async def _stage_conversion(scope: DashboardScope) -> dict[int, dict]:
                COUNT(DISTINCT CASE WHEN e.reach > s."order" THEN e.opportunity_id END) AS advanced
         FROM opportunity_stage s
         LEFT JOIN history e ON e.to_stage_id = s.id AND e.to_status = 'OPEN' AND e.at < ?
+        WHERE s.pipeline_id = ?
         GROUP BY s.id, s."order"
         """,
-        [scope.period.start, *params, scope.period.end],
+        [pipeline_id, scope.period.start, *params, scope.period.end, pipeline_id],
     )
     return {row["stage_id"]: row for row in rows}
 
 
-async def _closed(scope: DashboardScope) -> dict:
+async def _closed(scope: DashboardScope, pipeline_id: int) -> dict:
     owner, params = owned_by(scope, "o.owner_id")
     won = "o.status = 'WON'"
     (row,) = await fetch(
@@ -168,8 +174,9 @@ async def _closed(scope: DashboardScope) -> dict:
                    THEN {seconds_between("o.created_at", "o.closed_at")} END), 0) AS won_seconds
         FROM opportunity o
         WHERE o.status IN ('WON', 'LOST') AND o.closed_at >= ? AND o.closed_at < ? AND {owner}
+          AND o.stage_id IN (SELECT id FROM opportunity_stage WHERE pipeline_id = ?)
         """,
-        [scope.period.start, scope.period.end, *params],
+        [scope.period.start, scope.period.end, *params, pipeline_id],
     )
     return row
 

@@ -58,6 +58,7 @@ from meihua.resolvers.customers import normalize_name, normalize_phone
 from meihua.resolvers.errors import Conflict
 from meihua.resolvers.org import top_department
 from meihua.resolvers.pool_membership import home_pool_id
+from meihua.resolvers.stages import list_stages
 
 DEMO_PASSWORD = "meihua-demo"
 USERNAME_PREFIX = "demo."
@@ -214,7 +215,7 @@ async def seed_demo(
     await refuse_if_not_empty()
     rng = random.Random(seed)
     users = await _organization()
-    stages = await OpportunityStage.all().order_by("order")
+    stages = await list_stages()
     await _products()
     ids = _Ids()
     for model in BULK_MODELS:

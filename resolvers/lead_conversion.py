@@ -36,7 +36,6 @@ from meihua.models import (
     Lead,
     LeadStatus,
     Opportunity,
-    OpportunityStage,
     OpportunityStageChange,
     OpportunityStatus,
     RecordType,
@@ -48,6 +47,7 @@ from meihua.resolvers.leads import EMAIL, get_visible_lead
 from meihua.resolvers.oplog import log_operation, plain
 from meihua.resolvers.org import clean_name
 from meihua.resolvers.permissions import CUSTOMER_CREATE
+from meihua.resolvers.stages import starting_stage
 from meihua.subscriptions.events import record_event, transaction
 
 LEAD_CONVERT = "lead:convert"
@@ -87,7 +87,8 @@ class ContactPart:
 class OpportunityPart:
     name: str
     amount: Decimal
-    stage_id: int | None = None  # the first stage unless given
+    stage_id: int | None = None  # the first stage of the pipeline unless given
+    pipeline_id: int | None = None  # the default pipeline unless given
 
 
 @dataclass
@@ -215,14 +216,7 @@ async def _opportunity_values(part: OpportunityPart) -> dict[str, Any]:
         )
     if amount != amount.quantize(CENT):
         raise BadUserInput("`amount` has at most two decimals.", field="opportunity.amount")
-    if part.stage_id is not None:
-        stage = await OpportunityStage.get_or_none(id=part.stage_id)
-        if stage is None:
-            raise BadUserInput("No such opportunity stage.", field="opportunity.stageId")
-    else:
-        stage = await OpportunityStage.all().order_by("order", "id").first()
-        if stage is None:
-            raise Conflict("No opportunity stages are configured; an admin must add one.")
+    stage = await starting_stage(part.pipeline_id, part.stage_id, prefix="opportunity.")
     return {
         "name": clean_name(part.name, "opportunity.name", max_length=200),
         "amount": amount.quantize(CENT),

@@ -9,6 +9,10 @@ Choices where CRMs differ, following Salesforce and Odoo:
   keeps the close and the reopening.
 - An opportunity is won or lost *at* its current stage; the effective win rate
   is then 100 % or 0 %, otherwise the stage's.
+- An opportunity belongs to the pipeline of its stage. Moving stage stays within
+  that pipeline; changing pipeline is its own, explicit move (to the new
+  pipeline's first stage unless another is named), recorded in the stage
+  history like any move, and likewise reopens a closed opportunity.
 - While an opportunity has product lines, its amount is their total (Salesforce:
   Amount is the sum of the products and cannot be typed over). Setting the
   lines recomputes it and `updateOpportunity` refuses a different amount; with
@@ -40,6 +44,7 @@ from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
+from meihua.resolvers.pipelines import pipeline_for_new_opportunities
 from meihua.resolvers.products import (
     CENT,
     MONEY_LIMIT,
@@ -49,7 +54,7 @@ from meihua.resolvers.products import (
     line_amount,
 )
 from meihua.resolvers.records import get_visible, require_write, visible
-from meihua.resolvers.stages import first_stage
+from meihua.resolvers.stages import starting_stage
 from meihua.resolvers.versioning import update_versioned
 from meihua.subscriptions.events import record_event, transaction
 
@@ -89,6 +94,7 @@ def weighted_amount(amount: Decimal, status: OpportunityStatus, stage_win_rate: 
 class OpportunityFilter:
     customer_id: int | None = None
     owner_id: int | None = None
+    pipeline_id: int | None = None
     stage_id: int | None = None
     status: OpportunityStatus | None = None
     search: str | None = None
@@ -102,6 +108,8 @@ async def list_opportunities(viewer: Viewer, where: OpportunityFilter) -> QueryS
         value = getattr(where, field)
         if value is not None:
             query = query.filter(**{field: value})
+    if where.pipeline_id is not None:
+        query = query.filter(stage__pipeline_id=where.pipeline_id)
     if where.search and where.search.strip():
         query = query.filter(name__icontains=where.search.strip())
     if where.expected_close_from is not None:
@@ -344,8 +352,10 @@ async def create_opportunity(
     data: OpportunityInput,
     stage_id: int | None,
     lines: list[LineInput] | None,
+    pipeline_id: int | None = None,
 ) -> Opportunity:
-    """A new opportunity owned by its creator, at the given or the first stage."""
+    """A new opportunity owned by its creator, at the given stage or the first one of
+    the given pipeline (the default pipeline when neither is given)."""
     async with transaction():
         customer = await get_visible(viewer, RecordType.CUSTOMER, customer_id)
         viewer.require(OPPORTUNITY_CREATE)
@@ -354,9 +364,7 @@ async def create_opportunity(
         for field in ("name", "amount"):
             if field not in changes:
                 raise BadUserInput(f"`{field}` is required.", field=field)
-        stage = await (_stage(stage_id) if stage_id is not None else first_stage())
-        if stage is None:
-            raise Conflict("No opportunity stages are configured; an admin must add one.")
+        stage = await starting_stage(pipeline_id, stage_id)
         priced = await _priced_lines(lines or [], "products", already_sold=set())
         if priced:
             changes["amount"] = _total(priced)
@@ -406,15 +414,52 @@ async def update_opportunity(
 async def move_stage(
     viewer: Viewer, pk: int, stage_id: int, expected_version: int | None
 ) -> Opportunity:
-    """Move to a stage; a won or lost opportunity is reopened there."""
+    """Move to a stage of its pipeline; a won or lost opportunity is reopened there."""
     async with transaction():
         opportunity = await _writable(viewer, pk, OPPORTUNITY_UPDATE)
         stage = await _stage(stage_id)
+        current = await OpportunityStage.get(id=opportunity.stage_id)
+        if stage.pipeline_id != current.pipeline_id:
+            raise BadUserInput(
+                "That stage belongs to another pipeline; change the opportunity's pipeline "
+                "instead.",
+                field="stageId",
+            )
         _check_version(opportunity, expected_version)
         if opportunity.stage_id == stage.id and opportunity.status == OpportunityStatus.OPEN:
             return opportunity
         return await _change_stage(
             viewer, opportunity, expected_version, "MOVE_STAGE", stage.id, OpportunityStatus.OPEN
+        )
+
+
+async def change_pipeline(
+    viewer: Viewer,
+    pk: int,
+    pipeline_id: int,
+    stage_id: int | None,
+    expected_version: int | None,
+) -> Opportunity:
+    """Move to another active pipeline, at its first stage or the given one of it; a won
+    or lost opportunity is reopened there."""
+    async with transaction():
+        opportunity = await _writable(viewer, pk, OPPORTUNITY_UPDATE)
+        pipeline = await pipeline_for_new_opportunities(pipeline_id)
+        current = await OpportunityStage.get(id=opportunity.stage_id)
+        if current.pipeline_id == pipeline.id:
+            raise BadUserInput(
+                "The opportunity is already in this pipeline; move its stage instead.",
+                field="pipelineId",
+            )
+        stage = await starting_stage(pipeline.id, stage_id)
+        _check_version(opportunity, expected_version)
+        return await _change_stage(
+            viewer,
+            opportunity,
+            expected_version,
+            "CHANGE_PIPELINE",
+            stage.id,
+            OpportunityStatus.OPEN,
         )
 
 

@@ -27,6 +27,7 @@ from meihua.schema.nul_characters import NoNulCharacters
 from meihua.schema.opportunities import OpportunityMutation, OpportunityQuery
 from meihua.schema.org import OrgMutation, OrgQuery
 from meihua.schema.payments import PaymentMutation, PaymentQuery
+from meihua.schema.pipelines import PipelineMutation, PipelineQuery
 from meihua.schema.pools import PoolMutation, PoolQuery
 from meihua.schema.products import ProductMutation, ProductQuery
 from meihua.schema.rate_limits import OperationBudget
@@ -50,6 +51,7 @@ Query = merge_types(
         LeadDistributionQuery,
         ContactQuery,
         OpportunityQuery,
+        PipelineQuery,
         ProductQuery,
         ContractQuery,
         PaymentQuery,
@@ -73,6 +75,7 @@ Mutation = merge_types(
         LeadDistributionMutation,
         ContactMutation,
         OpportunityMutation,
+        PipelineMutation,
         ProductMutation,
         ContractMutation,
         PaymentMutation,

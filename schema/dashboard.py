@@ -75,7 +75,8 @@ class Dashboard:
     )
     funnel = strawberry.field(
         resolver=resolve_funnel,
-        description="销售漏斗: the open pipeline per stage now, and conversion over the period.",
+        description="销售漏斗: one pipeline's open opportunities per stage now, and conversion "
+        "over the period; the default pipeline unless `pipelineId` names another.",
     )
     forecast = strawberry.field(
         resolver=resolve_forecast,

@@ -16,6 +16,7 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import dashboard_receivables as receivables
+from meihua.resolvers import pipelines
 from meihua.resolvers.contracts import company_today
 from meihua.resolvers.dashboard_filter import DashboardScope
 from meihua.resolvers.dashboard_forecast import MonthForecast, forecast
@@ -24,7 +25,8 @@ from meihua.schema.context import Info
 from meihua.schema.contracts import Contract, PaymentPlan
 from meihua.schema.customers import Customer
 from meihua.schema.opportunities import OpportunityStage
-from meihua.schema.relay import to_global_id
+from meihua.schema.pipelines import Pipeline
+from meihua.schema.relay import reference_id, to_global_id
 
 if TYPE_CHECKING:
     from meihua.schema.dashboard import Dashboard
@@ -88,13 +90,15 @@ class FunnelStage:
         return OpportunityStage.of(await info.context.loaders.opportunity_stage.load(self.stage_pk))
 
 
-@strawberry.type(description="The sales funnel (销售漏斗) of the filter's people.")
+@strawberry.type(description="The sales funnel (销售漏斗) of one pipeline and the filter's people.")
 class Funnel:
     stages: list[FunnelStage] = strawberry.field(
-        description="Every stage in pipeline order, those holding nothing included."
+        description="Every stage of the pipeline in order, those holding nothing included."
     )
-    won_count: int = strawberry.field(description="Opportunities won in the period.")
-    lost_count: int = strawberry.field(description="Opportunities lost in the period.")
+    won_count: int = strawberry.field(description="The pipeline's opportunities won in the period.")
+    lost_count: int = strawberry.field(
+        description="The pipeline's opportunities lost in the period."
+    )
     win_rate: float | None = strawberry.field(
         description=f"wonCount / (wonCount + lostCount), by when they closed. {RATE}"
     )
@@ -107,10 +111,16 @@ class Funnel:
     lead_conversion_rate: float | None = strawberry.field(
         description=f"leadsConverted / leadsCreated. {RATE}"
     )
+    pipeline_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The pipeline counted.")
+    async def pipeline(self, info: Info) -> Pipeline:
+        return Pipeline.of(await info.context.loaders.pipeline.load(self.pipeline_pk))
 
     @classmethod
-    def of(cls, figures: FunnelFigures) -> Funnel:
+    def of(cls, figures: FunnelFigures, pipeline_pk: int) -> Funnel:
         return cls(
+            pipeline_pk=pipeline_pk,
             stages=[FunnelStage.of(stage) for stage in figures.stages],
             won_count=figures.won,
             lost_count=figures.lost,
@@ -246,8 +256,11 @@ class Receivables:
         ]
 
 
-async def resolve_funnel(root: Dashboard) -> Funnel:
-    return Funnel.of(await funnel(root.scope))
+async def resolve_funnel(root: Dashboard, pipeline_id: strawberry.ID | None = None) -> Funnel:
+    pipeline = await pipelines.funnel_pipeline(
+        reference_id(pipeline_id, "Pipeline", "pipelineId") if pipeline_id is not None else None
+    )
+    return Funnel.of(await funnel(root.scope, pipeline.id), pipeline.id)
 
 
 async def resolve_forecast(root: Dashboard, months: int = 6) -> list[ForecastMonth]:

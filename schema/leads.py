@@ -213,7 +213,10 @@ class LeadOpportunityInput:
     name: str
     amount: Decimal
     stage_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Defaults to the first stage."
+        default=None, description="Defaults to the pipeline's first stage."
+    )
+    pipeline_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Defaults to the default pipeline (or the stage's)."
     )
 
 
@@ -245,11 +248,15 @@ def _conversion(data: ConvertLeadInput) -> lead_conversion.Conversion:
     opportunity = None
     if data.opportunity is not None:
         stage = data.opportunity.stage_id
+        pipeline = data.opportunity.pipeline_id
         opportunity = lead_conversion.OpportunityPart(
             name=data.opportunity.name,
             amount=data.opportunity.amount,
             stage_id=reference_id(stage, "OpportunityStage", "opportunity.stageId")
             if stage is not None
+            else None,
+            pipeline_id=reference_id(pipeline, "Pipeline", "opportunity.pipelineId")
+            if pipeline is not None
             else None,
         )
     return lead_conversion.Conversion(

@@ -30,6 +30,7 @@ from meihua.models import (
     OpportunityStageChange,
     Payment,
     PaymentPlan,
+    Pipeline,
     Pool,
     PoolMovement,
     Product,
@@ -201,6 +202,8 @@ class Loaders:
             Opportunity, Viewer.owned_record_filter, "customer_id", "-created_at", "-id"
         )
         self.opportunity_stage = _by_id(OpportunityStage)
+        self.pipeline = _by_id(Pipeline)
+        self.stages_of_pipeline = _grouped(OpportunityStage, "pipeline_id", "order", "id")
         self.stage_history_of_opportunity = _grouped(
             OpportunityStageChange, "opportunity_id", "at", "id"
         )

@@ -25,6 +25,7 @@ from meihua.schema.followups import FollowUp
 from meihua.schema.leads import Lead
 from meihua.schema.opportunities import Opportunity, OpportunityStage
 from meihua.schema.org import Department, Role, User
+from meihua.schema.pipelines import Pipeline
 from meihua.schema.pools import Pool
 from meihua.schema.products import Product
 from meihua.schema.relay import Node, from_global_id
@@ -97,6 +98,7 @@ NODE_LOADERS: dict[str, Callable[[Viewer, int], Awaitable[Node | None]]] = {
     "Payment": _contract_part(models.Payment, Payment.of),
     "Opportunity": _opportunity,
     "OpportunityStage": _directory(models.OpportunityStage, OpportunityStage.of),
+    "Pipeline": _directory(models.Pipeline, Pipeline.of),
     "Product": _directory(models.Product, Product.of),
     "FollowUp": _followup,
     "Task": _task,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -29,17 +30,30 @@ from meihua.schema.relay import (
 )
 from meihua.schema.timeline import timeline_field
 
+if TYPE_CHECKING:
+    from meihua.schema.pipelines import Pipeline
+
+LazyPipeline = Annotated["Pipeline", strawberry.lazy("meihua.schema.pipelines")]
+
+
+async def _pipeline(info: Info, pk: int) -> Pipeline:
+    from meihua.schema.pipelines import Pipeline
+
+    return Pipeline.of(await info.context.loaders.pipeline.load(pk))
+
+
 OpportunityStatus = strawberry.enum(
     OpportunityStatusModel, description="OPEN while worked on; WON or LOST once closed."
 )
 
 
-@strawberry.type(description="A step of the sales pipeline (商机阶段), with its win rate.")
+@strawberry.type(description="A step of a sales pipeline (商机阶段), with its win rate.")
 class OpportunityStage(Node):
     name: str
     win_rate: int = strawberry.field(description="Percent, 0–100.")
-    order: int = strawberry.field(description="Position in the pipeline, from 1.")
+    order: int = strawberry.field(description="Position in its pipeline, from 1.")
     version: int
+    pipeline_pk: strawberry.Private[int]
 
     @classmethod
     def of(cls, row: models.OpportunityStage) -> OpportunityStage:
@@ -49,7 +63,12 @@ class OpportunityStage(Node):
             win_rate=row.win_rate,
             order=row.order,
             version=row.version,
+            pipeline_pk=row.pipeline_id,
         )
+
+    @strawberry.field(description="The pipeline the stage belongs to.")
+    async def pipeline(self, info: Info) -> LazyPipeline:
+        return await _pipeline(info, self.pipeline_pk)
 
 
 async def _stage(info: Info, pk: int | None) -> OpportunityStage | None:
@@ -163,9 +182,14 @@ class Opportunity(Node):
             created_by_pk=row.created_by_id,
         )
 
-    @strawberry.field(description="Where it is (or was won or lost) in the pipeline.")
+    @strawberry.field(description="Where it is (or was won or lost) in its pipeline.")
     async def stage(self, info: Info) -> OpportunityStage:
         return await _stage(info, self.stage_pk)
+
+    @strawberry.field(description="The pipeline of its stage.")
+    async def pipeline(self, info: Info) -> LazyPipeline:
+        stage = await info.context.loaders.opportunity_stage.load(self.stage_pk)
+        return await _pipeline(info, stage.pipeline_id)
 
     @strawberry.field(description="100 when won, 0 when lost, else the stage's win rate.")
     async def win_rate(self, info: Info) -> int:
@@ -213,6 +237,9 @@ class Opportunity(Node):
 class OpportunityFilter:
     customer_id: strawberry.ID | None = None
     owner_id: strawberry.ID | None = None
+    pipeline_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only the opportunities in this pipeline (a board's columns)."
+    )
     stage_id: strawberry.ID | None = None
     status: OpportunityStatus | None = None
     search: str | None = strawberry.field(default=None, description="Matches the name.")
@@ -260,8 +287,11 @@ class CreateOpportunityInput:
     amount: Decimal = strawberry.field(
         description="Replaced by the total of `products` when lines are given."
     )
+    pipeline_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Defaults to the stage's pipeline, else the default pipeline."
+    )
     stage_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Defaults to the first stage."
+        default=None, description="Defaults to the pipeline's first stage."
     )
     expected_close_date: date | None = None
     remarks: str | None = None
@@ -284,6 +314,9 @@ class UpdateOpportunityInput:
 class CreateOpportunityStageInput:
     name: str
     win_rate: int = strawberry.field(description="Percent, 0–100.")
+    pipeline_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Defaults to the default pipeline."
+    )
 
 
 @strawberry.input
@@ -315,9 +348,16 @@ def _optional_reference(global_id: strawberry.ID | None, type_name: str, field: 
 
 @strawberry.type
 class OpportunityQuery:
-    @strawberry.field(description="The pipeline's stages, in order.", permission_classes=[SignedIn])
-    async def opportunity_stages(self) -> list[OpportunityStage]:
-        return [OpportunityStage.of(row) for row in await stages.list_stages()]
+    @strawberry.field(
+        description="A pipeline's stages, in order: the default pipeline's unless `pipelineId` "
+        "names another.",
+        permission_classes=[SignedIn],
+    )
+    async def opportunity_stages(
+        self, pipeline_id: strawberry.ID | None = None
+    ) -> list[OpportunityStage]:
+        pipeline = _optional_reference(pipeline_id, "Pipeline", "pipelineId")
+        return [OpportunityStage.of(row) for row in await stages.list_stages(pipeline)]
 
     @strawberry.field(description="Opportunities the caller may see.")
     async def opportunities(
@@ -337,6 +377,7 @@ class OpportunityQuery:
             opportunities.OpportunityFilter(
                 customer_id=_optional_reference(where.customer_id, "Customer", "customerId"),
                 owner_id=_optional_reference(where.owner_id, "User", "ownerId"),
+                pipeline_id=_optional_reference(where.pipeline_id, "Pipeline", "pipelineId"),
                 stage_id=_optional_reference(where.stage_id, "OpportunityStage", "stageId"),
                 status=OpportunityStatusModel(where.status.value) if where.status else None,
                 search=where.search,
@@ -361,7 +402,7 @@ class OpportunityQuery:
 class OpportunityMutation:
     @strawberry.mutation(
         description="Open an opportunity on a customer; you own it. Starts at the first stage "
-        "unless `stageId` says otherwise."
+        "of `pipelineId` (the default pipeline when omitted) unless `stageId` says otherwise."
     )
     async def create_opportunity(self, info: Info, input: CreateOpportunityInput) -> Opportunity:
         viewer = info.context.viewer
@@ -376,6 +417,7 @@ class OpportunityMutation:
             ),
             _optional_reference(input.stage_id, "OpportunityStage", "stageId"),
             _lines(input.products, "products"),
+            _optional_reference(input.pipeline_id, "Pipeline", "pipelineId"),
         )
         return Opportunity.of(row)
 
@@ -412,8 +454,9 @@ class OpportunityMutation:
         return DeletePayload(deleted_id=id)
 
     @strawberry.mutation(
-        description="Move to another stage; a won or lost opportunity is reopened there. "
-        "Fails with CONFLICT when `expectedVersion` is stale."
+        description="Move to another stage of its pipeline (BAD_USER_INPUT for another "
+        "pipeline's); a won or lost opportunity is reopened there. Fails with CONFLICT when "
+        "`expectedVersion` is stale."
     )
     async def move_opportunity_stage(
         self,
@@ -427,6 +470,30 @@ class OpportunityMutation:
             viewer,
             record_id(id, "Opportunity"),
             reference_id(stage_id, "OpportunityStage", "stageId"),
+            expected_version,
+        )
+        return Opportunity.of(row)
+
+    @strawberry.mutation(
+        description="Move to another active pipeline, at its first stage unless `stageId` names "
+        "one of it; recorded in the stage history and pushed live like a stage move, and a won "
+        "or lost opportunity is reopened there. Fails with CONFLICT when `expectedVersion` is "
+        "stale."
+    )
+    async def change_opportunity_pipeline(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        pipeline_id: strawberry.ID,
+        stage_id: strawberry.ID | None = None,
+        expected_version: int | None = None,
+    ) -> Opportunity:
+        viewer = info.context.viewer
+        row = await opportunities.change_pipeline(
+            viewer,
+            record_id(id, "Opportunity"),
+            reference_id(pipeline_id, "Pipeline", "pipelineId"),
+            _optional_reference(stage_id, "OpportunityStage", "stageId"),
             expected_version,
         )
         return Opportunity.of(row)
@@ -480,12 +547,19 @@ class OpportunityMutation:
         )
         return [Opportunity.of(row) for row in rows]
 
-    @strawberry.mutation(description="Add a stage at the end of the pipeline.")
+    @strawberry.mutation(
+        description="Add a stage at the end of a pipeline (the default one unless `pipelineId`)."
+    )
     async def create_opportunity_stage(
         self, info: Info, input: CreateOpportunityStageInput
     ) -> OpportunityStage:
         viewer = info.context.viewer
-        row = await stages.create_stage(viewer, input.name, input.win_rate)
+        row = await stages.create_stage(
+            viewer,
+            input.name,
+            input.win_rate,
+            _optional_reference(input.pipeline_id, "Pipeline", "pipelineId"),
+        )
         return OpportunityStage.of(row)
 
     @strawberry.mutation(description="Fails with CONFLICT when `expectedVersion` is stale.")
@@ -506,7 +580,9 @@ class OpportunityMutation:
         )
         return OpportunityStage.of(row)
 
-    @strawberry.mutation(description="Put the stages in this order; list every stage once.")
+    @strawberry.mutation(
+        description="Put a pipeline's stages in this order; list every stage of that pipeline once."
+    )
     async def reorder_opportunity_stages(
         self, info: Info, ids: list[strawberry.ID]
     ) -> list[OpportunityStage]:

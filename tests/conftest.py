@@ -128,6 +128,7 @@ async def _reset(url: str) -> None:
         importlib.import_module("meihua.migrations.0002_default_organization"),
         importlib.import_module("meihua.migrations.0004_default_sales_setup"),
         importlib.import_module("meihua.migrations.0006_company_pool"),
+        importlib.import_module("meihua.migrations.0011_pipelines"),
     ]
     conn = connections.get("default")
     tables = all_tables()
@@ -148,6 +149,7 @@ async def _reset(url: str) -> None:
     await data_migrations[0].create_default_organization(apps, editor)
     await data_migrations[1].create_sales_setup(apps, editor)
     await data_migrations[2].create_company_pool(apps, editor)
+    await data_migrations[3].create_default_pipeline(apps, editor)
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ from meihua.models import (
     OpportunityStage,
     Payment,
     PaymentPlan,
+    Pipeline,
     Pool,
     Product,
     RecordType,
@@ -160,7 +161,7 @@ class World:
 
     async def opportunity(self) -> Opportunity:
         customer = await self.customer()
-        stage = await OpportunityStage.get(order=1)
+        stage = await OpportunityStage.get(order=1, pipeline__order=1)
         return await self.once(
             "opportunity",
             lambda: Opportunity.create(
@@ -555,6 +556,22 @@ async def stages_reversed(w: World) -> list[str]:
     return [gid(s) for s in await OpportunityStage.all().order_by("-order")]
 
 
+async def second_pipeline(w: World) -> Pipeline:
+    """A second pipeline with one stage, holding nothing."""
+
+    async def make() -> Pipeline:
+        pipeline = await Pipeline.create(name="Projects", order=2)
+        await OpportunityStage.create(pipeline=pipeline, name="Scoping", win_rate=20, order=1)
+        return pipeline
+
+    return await w.once("pipeline", make)
+
+
+async def pipelines_reversed(w: World) -> list[str]:
+    await second_pipeline(w)
+    return [gid(p) for p in await Pipeline.all().order_by("-order")]
+
+
 async def logged(w: World) -> Customer:
     """The target customer, with an entry about it in the operation log."""
     row = await w.customer()
@@ -673,6 +690,7 @@ MATRIX: dict[str, Entry] = {
     "roles": public(DIRECTORY),
     "users": public(DIRECTORY),
     "opportunityStages": public(SETUP),
+    "pipelines": public(SETUP),
     "products": public("the product catalogue every user sells from"),
     "approvalSteps": public("the approval flow every contract goes through"),
     "customers": read(
@@ -989,6 +1007,10 @@ MATRIX: dict[str, Entry] = {
         ),
         "opportunity:update",
     ),
+    "changeOpportunityPipeline": write(
+        by_id("changeOpportunityPipeline", opportunity, pipelineId=("ID!", second_pipeline)),
+        "opportunity:update",
+    ),
     "winOpportunity": write(by_id("winOpportunity", opportunity), "opportunity:update"),
     "loseOpportunity": write(by_id("loseOpportunity", opportunity, **REASON), "opportunity:update"),
     "setOpportunityProducts": write(
@@ -1060,6 +1082,25 @@ MATRIX: dict[str, Entry] = {
     "redeliverWebhookDelivery": company(
         "settings:manage", by_id("redeliverWebhookDelivery", webhook_delivery)
     ),
+    # --- pipelines
+    "createPipeline": company(
+        "settings:manage",
+        op(
+            "createPipeline",
+            input=(
+                "CreatePipelineInput!",
+                {"name": "Service", "stages": [{"name": "Quote", "winRate": 40}]},
+            ),
+        ),
+    ),
+    "updatePipeline": company(
+        "settings:manage",
+        by_id("updatePipeline", second_pipeline, input=("UpdatePipelineInput!", {"active": False})),
+    ),
+    "reorderPipelines": company(
+        "settings:manage", op("reorderPipelines", ids=("[ID!]!", pipelines_reversed))
+    ),
+    "deletePipeline": company("settings:manage", by_id("deletePipeline", second_pipeline, DELETED)),
     # --- products
     "createProduct": company(
         "product:manage",
@@ -1223,6 +1264,7 @@ NODES: dict[str, Entry] = {
     "Department": public(DIRECTORY),
     "Role": public(DIRECTORY),
     "OpportunityStage": public(SETUP),
+    "Pipeline": public(SETUP),
     "Product": public("the product catalogue every user sells from"),
 }
 

@@ -174,16 +174,17 @@ async def reorder_pipelines(viewer: Viewer, ids: list[int]) -> list[Pipeline]:
         pipelines = {p.id: p for p in await _lock_pipelines()}
         if len(ids) != len(set(ids)) or set(ids) != set(pipelines):
             raise BadUserInput("List every pipeline exactly once, in the new order.", field="ids")
-        await _renumber([pipelines[pk] for pk in ids])
+        await renumber([pipelines[pk] for pk in ids])
         return await list_pipelines()
 
 
-async def _renumber(ordered: list[Pipeline]) -> None:
-    """Orders 1..n in the given sequence; a pipeline whose place changes gets a new version."""
+async def renumber(ordered: list[Pipeline] | list[OpportunityStage]) -> None:
+    """Orders 1..n in the given sequence; a row whose place changes gets a new version."""
     now = datetime.now(UTC)
-    for order, pipeline in enumerate(ordered, start=1):
-        if pipeline.order != order:
-            await Pipeline.filter(id=pipeline.id).update(
+    for order, row in enumerate(ordered, start=1):
+        if row.order != order:
+            model = type(row)
+            await model.filter(id=row.id).update(
                 order=order, version=F("version") + 1, updated_at=now
             )
 
@@ -215,5 +216,5 @@ async def delete_pipeline(viewer: Viewer, pk: int) -> int:
         except IntegrityError:
             # An opportunity moved into one of its stages after our check (PostgreSQL).
             raise Conflict("The pipeline was just put to use; it cannot be deleted.") from None
-        await _renumber([p for p in pipelines if p.id != pk])
+        await renumber([p for p in pipelines if p.id != pk])
     return pk

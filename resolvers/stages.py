@@ -9,10 +9,8 @@ must keep saying where deals were.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 
 from meihua.models import Opportunity, OpportunityStage, OpportunityStageChange, Pipeline
 from meihua.resolvers.access import Viewer
@@ -23,6 +21,7 @@ from meihua.resolvers.pipelines import (
     clean_win_rate,
     default_pipeline,
     pipeline_for_new_opportunities,
+    renumber,
 )
 from meihua.resolvers.versioning import update_versioned
 from meihua.subscriptions.events import transaction
@@ -150,18 +149,8 @@ async def reorder_stages(viewer: Viewer, ids: list[int]) -> list[OpportunityStag
         stages = {s.id: s for s in await _lock_stages(pipeline_ids[0])}
         if len(ids) != len(set(ids)) or set(ids) != set(stages):
             raise refused
-        await _renumber([stages[pk] for pk in ids])
+        await renumber([stages[pk] for pk in ids])
         return await list_stages(pipeline_ids[0])
-
-
-async def _renumber(ordered: list[OpportunityStage]) -> None:
-    """Orders 1..n in the given sequence; a stage whose place changes gets a new version."""
-    now = datetime.now(UTC)
-    for order, stage in enumerate(ordered, start=1):
-        if stage.order != order:
-            await OpportunityStage.filter(id=stage.id).update(
-                order=order, version=F("version") + 1, updated_at=now
-            )
 
 
 async def delete_stage(viewer: Viewer, pk: int) -> int:
@@ -186,5 +175,5 @@ async def delete_stage(viewer: Viewer, pk: int) -> int:
         except IntegrityError:
             # An opportunity moved into the stage after our check (PostgreSQL).
             raise Conflict("The stage was just put to use; it cannot be deleted.") from None
-        await _renumber(sorted((s for s in stages if s.id != pk), key=lambda s: (s.order, s.id)))
+        await renumber(sorted((s for s in stages if s.id != pk), key=lambda s: (s.order, s.id)))
     return pk

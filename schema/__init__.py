@@ -17,6 +17,7 @@ from meihua.schema.dashboard import DashboardQuery
 from meihua.schema.dashboard_targets import SalesTargetMutation
 from meihua.schema.errors import ErrorCodes, escaped
 from meihua.schema.extensions import OperationScope, SafeParserCache
+from meihua.schema.field_permissions import FieldPermissionMutation, FieldPermissionQuery
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
 from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
 from meihua.schema.leads import LeadMutation, LeadQuery
@@ -56,6 +57,7 @@ Query = merge_types(
         CsvQuery,
         DashboardQuery,
         RecyclingQuery,
+        FieldPermissionQuery,
     ),
 )
 Mutation = merge_types(
@@ -75,6 +77,7 @@ Mutation = merge_types(
         TaskMutation,
         CsvMutation,
         SalesTargetMutation,
+        FieldPermissionMutation,
     ),
 )
 

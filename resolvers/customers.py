@@ -165,9 +165,9 @@ async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Cust
 
 def _filtered_fields(where: CustomerFilter) -> list[str]:
     """The customer fields a filter asks about (`tag` looks into `tags`)."""
-    asked = [name for name in ("level", "industry", "region", "source", "locked", "deal_status")]
-    fields_ = [name for name in asked if getattr(where, name) is not None]
-    return [*fields_, "tags"] if where.tag is not None else fields_
+    asked = ("level", "industry", "region", "source", "locked", "deal_status")
+    filtered = [name for name in asked if getattr(where, name) is not None]
+    return [*filtered, "tags"] if where.tag is not None else filtered
 
 
 # --- creating and editing ----------------------------------------------------

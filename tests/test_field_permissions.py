@@ -390,3 +390,31 @@ async def test_field_rules_cost_one_query_however_many_rows(gql, org, statements
     few = await cost_with(2)
     many = await cost_with(6)
     assert many == few, (few, many)
+
+
+async def test_converting_a_lead_refuses_to_fill_a_read_only_contact_field(gql, org):
+    team = await org.sales_team()
+    converters = await org.role(
+        "Converters",
+        DataScope.SELF,
+        ["lead:create", "lead:convert", "customer:create", "contact:create"],
+    )
+    user = await org.user("lu", department=team.east, roles=[converters])
+    lead = (
+        await gql.ok(
+            "mutation($input: CreateLeadInput!) { createLead(input: $input) { id } }",
+            {"input": {"companyName": "Acme", "contactName": "Wang", "phone": PHONE}},
+            as_user=user,
+        )
+    )["createLead"]["id"]
+    await restrict(
+        gql,
+        team.admin,
+        converters,
+        {"recordType": "CONTACT", "field": "phone", "access": "READ"},
+    )
+    refused = await gql(
+        "mutation($id: ID!) { convertLead(id: $id) { status } }", {"id": lead}, as_user=user
+    )
+    assert refused.error["extensions"] == {"code": "FORBIDDEN", "field": "contact.phone"}
+    assert not await Customer.exists(name="Acme")

@@ -89,6 +89,11 @@ class FieldRules:
         """Whether any field of this record type is restricted for the viewer."""
         return record_type in self._types
 
+    def restricts_field(self, record_type: RecordType, field: str) -> bool:
+        """Whether the field is restricted for the viewer, in or out of a pool."""
+        key = (record_type, field)
+        return key in self._general or key in self._pooled
+
     def rule(self, record_type: RecordType, field: str, in_pool: bool = False) -> Rule:
         rules = self._pooled if in_pool else self._general
         return rules.get((record_type, field), EDIT)

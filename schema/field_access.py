@@ -1,7 +1,7 @@
 """Field-level permissions in the schema: the guard on record fields and the catalogue.
 
 `guard_fields` puts a FieldGuard on every scalar field of the record types
-(but `id` and `version`), so a hidden field reads as null or masked wherever
+(but `id`, `version` and references by id), so a hidden field reads as null or masked wherever
 the type is resolved: lists, `node`, nested fields, mutation results and
 subscription payloads alike. The catalogue the admin API offers is read off
 the same type definitions, never kept by hand.
@@ -48,7 +48,7 @@ class FieldGuard(FieldExtension):
     def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
         value = next_(source, info, **kwargs)
         rules = info.context.viewer.loaded_field_rules
-        if rules is not None and not rules.restricts(self.record_type):
+        if rules is not None and not rules.restricts_field(self.record_type, self.field):
             return value  # the common case stays synchronous
         return self._guarded(value, source, info)
 

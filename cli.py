@@ -387,7 +387,8 @@ def export_csv(kind: str, username: str | None, output: str | None) -> None:
     _migrate(settings, err=to_stdout)  # standard output may be the file
 
     async def run() -> int:
-        query = await exports.matching(export, await _acting_as(username))
+        viewer = await _acting_as(username)
+        query = await exports.matching(export, viewer)
         total = await query.count()
         written = 0
         # Atomic: a failed export leaves no half-written file behind.
@@ -396,7 +397,7 @@ def export_csv(kind: str, username: str | None, output: str | None) -> None:
             click.progressbar(length=total, label=f"Exporting {kind}", file=sys.stderr) as bar,
         ):
             out.write(csv_io.encode(export.columns, []).encode())
-            async for rows in exports.batches(export, query):
+            async for rows in exports.batches(export, viewer, query):
                 out.write(csv_io.encode_rows(rows).encode())
                 written += len(rows)
                 bar.update(len(rows))

@@ -29,6 +29,7 @@ from meihua.models.contracts import (
 from meihua.models.customers import Customer, CustomerTeamMember, DealStatus, TeamAccess
 from meihua.models.distribution import DistributionStrategy, LeadDistributionRule
 from meihua.models.events import Event
+from meihua.models.field_permissions import FieldAccess, FieldMask, FieldPermission
 from meihua.models.leads import Lead, LeadStatus
 from meihua.models.org import DataScope, Department, Role, User
 from meihua.models.pools import Pool, PoolMovement, PoolMovementKind, RecycleRule
@@ -70,6 +71,9 @@ __all__ = [
     "DecisionRole",
     "Department",
     "Event",
+    "FieldAccess",
+    "FieldMask",
+    "FieldPermission",
     "FollowUp",
     "FollowUpMethod",
     "Lead",

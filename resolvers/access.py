@@ -18,6 +18,7 @@ CUSTOM (the role's chosen departments) and ALL.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from tortoise.expressions import Q, Subquery
 
 from meihua.models import Customer, CustomerTeamMember, DataScope, Role, TeamAccess, User
 from meihua.resolvers.errors import Forbidden
+from meihua.resolvers.field_rules import NO_RULES, FieldRules, load_field_rules
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.resolvers.pool_membership import member_pool_ids
@@ -40,6 +42,8 @@ class Viewer:
         self._owner_ids: set[int] | None = None
         self._owner_ids_loaded = False
         self._pool_ids: set[int] | None = None
+        self._field_rules: FieldRules | None = NO_RULES if user.is_super_admin else None
+        self._field_rules_loading: asyncio.Future[FieldRules] | None = None
         if user.is_super_admin:
             self.permissions = frozenset(ALL_PERMISSIONS)
         else:
@@ -113,6 +117,20 @@ class Viewer:
         if self._pool_ids is None:
             self._pool_ids = await member_pool_ids(self.user)
         return self._pool_ids
+
+    async def field_rules(self) -> FieldRules:
+        """The viewer's field-level permissions, loaded once however many fields ask at once."""
+        if self._field_rules is None:
+            if self._field_rules_loading is None:
+                role_ids = [role.id for role in self.roles]
+                self._field_rules_loading = asyncio.ensure_future(load_field_rules(role_ids))
+            self._field_rules = await self._field_rules_loading
+        return self._field_rules
+
+    @property
+    def loaded_field_rules(self) -> FieldRules | None:
+        """The field rules when already loaded: lets a field skip awaiting them."""
+        return self._field_rules
 
     async def owner_filter(self, field: str = "owner_id") -> Q:
         """A Q limiting `field` to the owners in the viewer's scope."""

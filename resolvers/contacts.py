@@ -19,6 +19,7 @@ from tortoise.queryset import QuerySet
 from meihua.models import Contact, Contract, Customer, DecisionRole, FollowUp, RecordType, Task
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, Conflict
+from meihua.resolvers.field_access import check_filterable, check_writable, searchable
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
 from meihua.resolvers.records import get_visible, visible
@@ -48,14 +49,16 @@ async def list_contacts(viewer: Viewer, where: ContactFilter) -> QuerySet[Contac
     if where.customer_id is not None:
         query = query.filter(customer_id=where.customer_id)
     if where.decision_role is not None:
+        await check_filterable(viewer, RecordType.CONTACT, ["decision_role"])
         query = query.filter(decision_role=where.decision_role)
     if where.search and (term := where.search.strip()):
-        query = query.filter(
-            Q(name__icontains=term)
-            | Q(phone__contains=term)
-            | Q(mobile__contains=term)
-            | Q(email__icontains=term)
-        )
+        found = Q(name__icontains=term)
+        # Fields hidden from the viewer are not searched: a match would reveal them.
+        for field in ("phone", "mobile", "email"):
+            if await searchable(viewer, RecordType.CONTACT, field):
+                lookup = "icontains" if field == "email" else "contains"
+                found |= Q(**{f"{field}__{lookup}": term})
+        query = query.filter(found)
     return query
 
 
@@ -158,6 +161,7 @@ async def create_contact(viewer: Viewer, customer_id: int, data: ContactInput) -
         changes = _changes(data)
         if "name" not in changes:
             raise BadUserInput("`name` is required.", field="name")
+        await check_writable(viewer, RecordType.CONTACT, changes, pooled=customer.owner_id is None)
         if data.is_primary is None:
             changes["is_primary"] = not await Contact.exists(customer_id=customer.id)
         if changes["is_primary"]:
@@ -176,6 +180,7 @@ async def update_contact(
         viewer.require(CONTACT_UPDATE)
         customer = await _writable_customer(viewer, contact.customer_id)
         changes = _changes(data)
+        await check_writable(viewer, RecordType.CONTACT, changes, pooled=customer.owner_id is None)
         changed = diff(contact, changes)
         if changes.get("is_primary"):
             await _demote_primary(viewer, customer, keep=contact.id)

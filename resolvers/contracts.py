@@ -31,6 +31,7 @@ from meihua.resolvers.access import Viewer
 from meihua.resolvers.approvers import awaiting_decision_of
 from meihua.resolvers.customers import get_visible_customer
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
+from meihua.resolvers.field_access import check_writable
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
 from meihua.resolvers.products import (
@@ -292,6 +293,9 @@ async def create_contract(viewer: Viewer, data: ContractInput, today: date) -> C
         await require_write(viewer, customer)
         changes |= await _reference_changes(viewer, customer.id, data)
         priced, total = await _priced_lines(data.items or [])
+        await check_writable(
+            viewer, RecordType.CONTRACT, [*changes, "total"] if priced else changes
+        )
         contract = await Contract.create(
             # A placeholder until the row has its id; it never leaves the transaction.
             number=f"~{uuid4().hex}",
@@ -333,6 +337,7 @@ async def update_contract(
         priced: list[dict[str, Any]] | None = None
         if data.items is not None:
             priced, changes["total"] = await _priced_lines(data.items)
+        await check_writable(viewer, RecordType.CONTRACT, changes)
         changed = diff(contract, changes)
         if priced is not None:
             old = (

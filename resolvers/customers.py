@@ -26,6 +26,7 @@ from meihua.models import (
 )
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden, NotFound
+from meihua.resolvers.field_access import check_filterable, check_writable, searchable
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import clean_name
 from meihua.resolvers.permissions import CUSTOMER_CREATE, CUSTOMER_UPDATE
@@ -131,15 +132,17 @@ def _with_tag(query: QuerySet[Customer], tag: str) -> QuerySet[Customer]:
 
 
 async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Customer]:
+    await check_filterable(viewer, RecordType.CUSTOMER, _filtered_fields(where))
     query = await visible_customers(viewer)
     if where.owner_id is not None:
         query = query.filter(owner_id=where.owner_id)
     if where.search:
         term = where.search.strip()
-        query = query.filter(
-            Q(name_key__contains=normalize_name(term))
-            | Q(phone_key__contains=normalize_phone(term) or term)
-        )
+        found = Q(name_key__contains=normalize_name(term))
+        # A phone hidden from the viewer is not searched: a match would reveal it.
+        if await searchable(viewer, RecordType.CUSTOMER, "phone"):
+            found |= Q(phone_key__contains=normalize_phone(term) or term)
+        query = query.filter(found)
     for field in ("level", "industry", "region", "source"):
         value = getattr(where, field)
         if value is not None:
@@ -158,6 +161,13 @@ async def list_customers(viewer: Viewer, where: CustomerFilter) -> QuerySet[Cust
     if where.pool_id is not None:
         query = query.filter(pool_id=where.pool_id)
     return query
+
+
+def _filtered_fields(where: CustomerFilter) -> list[str]:
+    """The customer fields a filter asks about (`tag` looks into `tags`)."""
+    asked = ("level", "industry", "region", "source", "locked", "deal_status")
+    filtered = [name for name in asked if getattr(where, name) is not None]
+    return [*filtered, "tags"] if where.tag is not None else filtered
 
 
 # --- creating and editing ----------------------------------------------------
@@ -290,6 +300,7 @@ async def create_customer(viewer: Viewer, data: CustomerInput) -> Customer:
     changes = _changes(data)
     if "name" not in changes:
         raise BadUserInput("`name` is required.", field="name")
+    await check_writable(viewer, RecordType.CUSTOMER, changes)
     try:
         async with transaction():
             await _refuse_duplicate(viewer, changes, exclude=None)
@@ -334,6 +345,9 @@ async def update_customer(
             viewer.require(CUSTOMER_UPDATE)
             await viewer.require_write(customer.owner_id, customer.id)
             changes = _changes(data)
+            await check_writable(
+                viewer, RecordType.CUSTOMER, changes, pooled=customer.owner_id is None
+            )
             await _refuse_duplicate(viewer, changes, exclude=customer.id)
             changed = diff(customer, {k: v for k, v in changes.items() if k not in _KEYS})
             customer = await update_versioned(customer, expected_version, **changes)

@@ -15,11 +15,12 @@ from typing import Any
 
 from tortoise.queryset import QuerySet
 
-from meihua.models import Customer
+from meihua.models import Customer, RecordType
 from meihua.resolvers import contacts, customers, leads
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.csv_io import MAX_ROWS, TAG_SEPARATOR, encode
 from meihua.resolvers.errors import LimitExceeded
+from meihua.resolvers.field_access import visible_cells
 
 CUSTOMER_EXPORT = "customer:export"
 LEAD_EXPORT = "lead:export"
@@ -73,6 +74,7 @@ class Export:
     """One kind of record as CSV: who may export it, its list query and its rows."""
 
     name: str
+    record_type: RecordType
     permission: str
     columns: list[str]
     listing: Callable[[Viewer, Any], Awaitable[QuerySet]]
@@ -136,16 +138,26 @@ async def _contact_cells(rows: list) -> list[list[object]]:
 
 CUSTOMERS = Export(
     "customers",
+    RecordType.CUSTOMER,
     CUSTOMER_EXPORT,
     CUSTOMER_COLUMNS,
     customers.list_customers,
     customers.CustomerFilter,
     _customer_cells,
 )
-LEADS = Export("leads", LEAD_EXPORT, LEAD_COLUMNS, leads.list_leads, leads.LeadFilter, _lead_cells)
+LEADS = Export(
+    "leads",
+    RecordType.LEAD,
+    LEAD_EXPORT,
+    LEAD_COLUMNS,
+    leads.list_leads,
+    leads.LeadFilter,
+    _lead_cells,
+)
 # Contacts have no export permission of their own: they are customer data.
 CONTACTS = Export(
     "contacts",
+    RecordType.CONTACT,
     CUSTOMER_EXPORT,
     CONTACT_COLUMNS,
     contacts.list_contacts,
@@ -161,14 +173,20 @@ async def matching(export: Export, viewer: Viewer, where: Any = None) -> QuerySe
     return await export.listing(viewer, where if where is not None else export.filter())
 
 
+async def rows_of(export: Export, viewer: Viewer, records: list) -> list[list[object]]:
+    """The CSV rows of `records` as the viewer may see them: hidden fields masked."""
+    rows = await export.cells(records)
+    return await visible_cells(viewer, export.record_type, export.columns, records, rows)
+
+
 async def batches(
-    export: Export, query: QuerySet, size: int = BATCH
+    export: Export, viewer: Viewer, query: QuerySet, size: int = BATCH
 ) -> AsyncIterator[list[list[object]]]:
     """The CSV rows of `query` a batch at a time, in id order, with no cap: for the
     command line, which writes files of any length."""
     last = 0
     while batch := await query.filter(id__gt=last).order_by("id").limit(size):
-        yield await export.cells(batch)
+        yield await rows_of(export, viewer, batch)
         last = batch[-1].id
 
 
@@ -184,7 +202,7 @@ async def _export(export: Export, viewer: Viewer, where: Any) -> CsvFile:
             f"{count} rows match; an export holds at most {MAX_ROWS}. Narrow the filter."
         )
     rows = await query.order_by("id")
-    content = encode(export.columns, await export.cells(rows))
+    content = encode(export.columns, await rows_of(export, viewer, rows))
     return CsvFile(filename(export.name), content, len(rows))
 
 

@@ -28,6 +28,7 @@ from meihua.resolvers.access import Viewer
 from meihua.resolvers.csv_io import TAG_SEPARATOR, Row, RowError, flag, read_rows, uploaded_text
 from meihua.resolvers.errors import BadUserInput, Duplicate, MeihuaError
 from meihua.resolvers.exports import CONTACT_COLUMNS, CUSTOMER_COLUMNS, LEAD_COLUMNS
+from meihua.resolvers.field_access import check_writable
 from meihua.resolvers.oplog import log_operation
 from meihua.resolvers.pool_membership import home_pool_id
 from meihua.subscriptions.events import transaction
@@ -73,6 +74,22 @@ def _validated(rows: list[Row], report: ImportReport, check: Callable[[Row], Any
         except MeihuaError as error:
             report.errors.append(RowError.of(row.line, error))
     return good
+
+
+async def _writable(
+    viewer: Viewer, record_type: RecordType, good: list, report: ImportReport
+) -> list:
+    """The rows filling only fields the importer may write; the others go into
+    the report (FORBIDDEN naming the field)."""
+    writable = []
+    for row, changes in good:
+        try:
+            await check_writable(viewer, record_type, changes)
+        except MeihuaError as error:
+            report.errors.append(RowError.of(row.line, error))
+        else:
+            writable.append((row, changes))
+    return writable
 
 
 async def _log(viewer: Viewer, record_type: RecordType, first_id: int, count: int) -> None:
@@ -174,6 +191,7 @@ async def import_customers(
     rows = read_rows(uploaded_text(content, content_base64), CUSTOMER_COLUMNS, "name")
     report = ImportReport(dry_run, len(rows))
     good = _validated(rows, report, _customer_changes)
+    good = await _writable(viewer, RecordType.CUSTOMER, good, report)
     try:
         async with transaction():
             good = await _refuse_duplicates(viewer, good, report)
@@ -227,6 +245,7 @@ async def import_leads(
     rows = read_rows(uploaded_text(content, content_base64), LEAD_COLUMNS, "companyName")
     report = ImportReport(dry_run, len(rows))
     good = _validated(rows, report, _lead_changes)
+    good = await _writable(viewer, RecordType.LEAD, good, report)
     records = [Lead(**changes, owner_id=viewer.id, created_by_id=viewer.id) for _, changes in good]
     async with transaction():
         if await _save(Lead, records, report, progress):
@@ -312,6 +331,7 @@ async def import_contacts(
     rows = read_rows(uploaded_text(content, content_base64), CONTACT_COLUMNS, "name")
     report = ImportReport(dry_run, len(rows))
     good = _validated(rows, report, _contact_changes)
+    good = await _writable(viewer, RecordType.CONTACT, good, report)
     async with transaction():
         good = await _writable_customers(viewer, good, report)
         ids = {changes["customer_id"] for _, changes in good}

@@ -42,7 +42,8 @@ from meihua.models import (
 )
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import CustomerInput, create_customer
-from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate
+from meihua.resolvers.errors import BadUserInput, Conflict, Duplicate, Forbidden
+from meihua.resolvers.field_access import check_writable
 from meihua.resolvers.leads import EMAIL, get_visible_lead
 from meihua.resolvers.oplog import log_operation, plain
 from meihua.resolvers.org import clean_name
@@ -123,6 +124,12 @@ async def _convert(viewer: Viewer, pk: int, conversion: Conversion) -> Lead:
         opportunity_values = None
         if conversion.opportunity is not None:
             opportunity_values = await _opportunity_values(conversion.opportunity)
+        with _part("contact"):
+            entering = [key for key, value in contact_values.items() if value is not None]
+            await check_writable(viewer, RecordType.CONTACT, entering)
+        if opportunity_values is not None:
+            with _part("opportunity"):
+                await check_writable(viewer, RecordType.OPPORTUNITY, ["name", "amount"])
         previous_status = lead.status
         await _claim(lead)
         with _part("customer"):
@@ -164,7 +171,7 @@ def _part(name: str) -> Iterator[None]:
     """Name the input field at fault by its place in the conversion (`customer.name`)."""
     try:
         yield
-    except (BadUserInput, Duplicate) as error:
+    except (BadUserInput, Duplicate, Forbidden) as error:
         if "field" in error.extensions:
             error.extensions["field"] = f"{name}.{error.extensions['field']}"
         raise

@@ -25,6 +25,7 @@ from meihua.models import FollowUp, Lead, LeadStatus, RecordType, Task, User
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import normalize_phone
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
+from meihua.resolvers.field_access import check_filterable, check_writable, searchable
 from meihua.resolvers.lead_distribution import distribute_new_lead
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
@@ -102,11 +103,11 @@ class LeadFilter:
     search: str | None = None
 
 
-def _search(term: str) -> Q:
+def _search(term: str, by_phone: bool) -> Q:
     """Company or contact name fragment, or phone digits in any spelling."""
     found = Q(company_name__icontains=term) | Q(contact_name__icontains=term)
     digits = normalize_phone(term)
-    if digits and re.fullmatch(r"[\d\s()+\-－（）]+", term):
+    if by_phone and digits and re.fullmatch(r"[\d\s()+\-－（）]+", term):
         found |= Q(phone_key__contains=digits)
     return found
 
@@ -118,6 +119,11 @@ def lead_ordering(field: str, descending: bool) -> Ordering:
 
 
 async def list_leads(viewer: Viewer, where: LeadFilter) -> QuerySet[Lead]:
+    asked = ("status", "source", "industry", "region")
+    filtered = [name for name in asked if getattr(where, name) is not None]
+    if where.followed_up_from is not None or where.followed_up_to is not None:
+        filtered.append("last_followup_at")
+    await check_filterable(viewer, RecordType.LEAD, filtered)
     query = await visible(viewer, RecordType.LEAD)
     if where.status is not None:
         query = query.filter(status=where.status)
@@ -142,7 +148,9 @@ async def list_leads(viewer: Viewer, where: LeadFilter) -> QuerySet[Lead]:
         if end is not None:
             query = query.filter(**{f"{field}__lt": end})
     if where.search and where.search.strip():
-        query = query.filter(_search(where.search.strip()))
+        # A phone hidden from the viewer is not searched: a match would reveal it.
+        by_phone = await searchable(viewer, RecordType.LEAD, "phone")
+        query = query.filter(_search(where.search.strip(), by_phone))
     return query
 
 
@@ -212,6 +220,7 @@ async def create_lead(viewer: Viewer, data: LeadInput, owner_id: Any = UNSET) ->
     changes = _changes(data)
     if "company_name" not in changes:
         raise BadUserInput("`companyName` is required.", field="companyName")
+    await check_writable(viewer, RecordType.LEAD, changes)
     async with transaction():
         owner = await _first_owner(viewer, owner_id)
         lead = await Lead.create(**changes, owner_id=owner, created_by_id=viewer.id)
@@ -246,6 +255,7 @@ async def update_lead(
         viewer.require(LEAD_UPDATE)
         refuse_converted(lead)
         changes = _changes(data)
+        await check_writable(viewer, RecordType.LEAD, changes, pooled=lead.owner_id is None)
         changed = diff(lead, {k: v for k, v in changes.items() if k not in _KEYS})
         lead = await update_versioned(lead, expected_version, **changes)
         if changed:

@@ -42,6 +42,7 @@ from meihua.models import (
 )
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput, Conflict, NotFound
+from meihua.resolvers.field_access import check_writable
 from meihua.resolvers.oplog import diff, log_operation, plain
 from meihua.resolvers.org import UNSET, clean_name
 from meihua.resolvers.pipelines import pipeline_for_new_opportunities
@@ -368,6 +369,7 @@ async def create_opportunity(
         priced = await _priced_lines(lines or [], "products", already_sold=set())
         if priced:
             changes["amount"] = _total(priced)
+        await check_writable(viewer, RecordType.OPPORTUNITY, changes)
         opportunity = await Opportunity.create(
             **changes,
             customer_id=customer.id,
@@ -394,6 +396,7 @@ async def update_opportunity(
     async with transaction():
         opportunity = await _writable(viewer, pk, OPPORTUNITY_UPDATE)
         changes = _changes(data)
+        await check_writable(viewer, RecordType.OPPORTUNITY, changes)
         changed = diff(opportunity, changes)
         if "amount" in changed and await OpportunityProduct.filter(opportunity_id=pk).exists():
             raise BadUserInput(

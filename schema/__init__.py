@@ -18,6 +18,7 @@ from meihua.schema.dashboard_targets import SalesTargetMutation
 from meihua.schema.duplicates import DuplicateQuery, MergeMutation
 from meihua.schema.errors import ErrorCodes, escaped
 from meihua.schema.extensions import OperationScope, SafeParserCache
+from meihua.schema.field_permissions import FieldPermissionMutation, FieldPermissionQuery
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
 from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
 from meihua.schema.leads import LeadMutation, LeadQuery
@@ -62,6 +63,7 @@ Query = merge_types(
         DashboardQuery,
         RecyclingQuery,
         WebhookQuery,
+        FieldPermissionQuery,
     ),
 )
 Mutation = merge_types(
@@ -84,6 +86,7 @@ Mutation = merge_types(
         CsvMutation,
         SalesTargetMutation,
         WebhookMutation,
+        FieldPermissionMutation,
     ),
 )
 

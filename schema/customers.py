@@ -12,6 +12,7 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import customer_transfer, customers, teams
+from meihua.resolvers.field_access import check_filterable
 from meihua.resolvers.org import UNSET
 from meihua.resolvers.pagination import LONG_AGO, Ordering
 from meihua.schema.contacts import Contact, DecisionCircle
@@ -343,6 +344,8 @@ class CustomerQuery:
             where.domain(),
         )
         order = order_by or CustomerOrder()
+        # Sorting by a field hidden from the viewer would reveal it.
+        await check_filterable(viewer, models.RecordType.CUSTOMER, [order.field.value])
         return await connection(
             info,
             query,

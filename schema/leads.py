@@ -10,6 +10,7 @@ import strawberry
 
 from meihua import models
 from meihua.resolvers import lead_conversion, lead_pool, leads
+from meihua.resolvers.field_access import check_filterable
 from meihua.resolvers.org import UNSET
 from meihua.schema.contacts import DecisionRole
 from meihua.schema.context import Info
@@ -305,6 +306,8 @@ class LeadQuery:
             where.domain(),
         )
         order = order_by or LeadOrder()
+        # Sorting by a field hidden from the viewer would reveal it.
+        await check_filterable(viewer, models.RecordType.LEAD, [order.field.value])
         return await connection(
             info,
             query,

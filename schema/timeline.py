@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +11,8 @@ from strawberry.scalars import JSON
 from meihua import models
 from meihua.resolvers import timeline
 from meihua.resolvers.access import Viewer
+from meihua.resolvers.field_access import visible_changes
+from meihua.resolvers.field_rules import api_name
 from meihua.resolvers.pagination import Ordering
 from meihua.schema.activity import (
     RecordType,
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 TimelineKind = strawberry.enum(timeline.TimelineKind, description="What a timeline entry is.")
 
 
-def _camel(name: str) -> str:
-    """A model field as the API spells it: `last_followup_at` is `lastFollowUpAt`."""
-    camel = re.sub(r"_([a-z0-9])", lambda match: match.group(1).upper(), name)
-    return camel.replace("followup", "followUp").replace("Followup", "FollowUp")
-
-
 @strawberry.type(description="One field of one change, with its old and new value.")
 class FieldChange:
     field: str
@@ -53,8 +48,8 @@ class OperationLogEntry:
     record_id: strawberry.ID
     summary: str
     at: datetime
-    changes: list[FieldChange]
     actor_pk: strawberry.Private[int | None]
+    logged_changes: strawberry.Private[dict[str, list[Any]]]
 
     @classmethod
     def of(cls, row: models.OperationLog) -> OperationLogEntry:
@@ -66,13 +61,18 @@ class OperationLogEntry:
             record_id=record_global_id(row.record_type, row.record_id),
             summary=row.summary,
             at=row.created_at,
-            # Sorted: PostgreSQL's jsonb keeps no key order, and one order everywhere is kinder.
-            changes=[
-                FieldChange(field=_camel(field), old_value=old, new_value=new)
-                for field, (old, new) in sorted(changes.items())
-            ],
             actor_pk=row.actor_id,
+            logged_changes=changes,
         )
+
+    @strawberry.field(description="Old and new values; fields hidden from you read masked.")
+    async def changes(self, info: Info) -> list[FieldChange]:
+        changes = await visible_changes(info.context.viewer, self.record_type, self.logged_changes)
+        # Sorted: PostgreSQL's jsonb keeps no key order, and one order everywhere is kinder.
+        return [
+            FieldChange(field=api_name(field), old_value=old, new_value=new)
+            for field, (old, new) in sorted(changes.items())
+        ]
 
     @strawberry.field(description="None for what the system did by itself (e.g. recycling).")
     async def actor(self, info: Info) -> User | None:

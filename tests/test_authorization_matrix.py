@@ -48,6 +48,8 @@ from meihua.models import (
     CustomerTeamMember,
     DataScope,
     Department,
+    FieldAccess,
+    FieldPermission,
     FollowUp,
     FollowUpMethod,
     Lead,
@@ -550,6 +552,21 @@ async def webhook_delivery(w: World) -> WebhookDelivery:
 
 async def last_stage(w: World) -> OpportunityStage:
     return await OpportunityStage.all().order_by("-order").first()
+
+
+async def rep_role(w: World) -> Role:
+    return await Role.get(name="Sales Rep")
+
+
+async def read_only_mobile(w: World) -> FieldPermission:
+    """The Sales Rep role may read contacts' mobile numbers but not change them."""
+    role = await rep_role(w)
+    return await w.once(
+        "read_only_mobile",
+        lambda: FieldPermission.create(
+            role=role, record_type=RecordType.CONTACT, field="mobile", access=FieldAccess.READ
+        ),
+    )
 
 
 async def stages_reversed(w: World) -> list[str]:
@@ -1246,6 +1263,31 @@ MATRIX: dict[str, Entry] = {
         why="managers set the targets of the people in their scope without a permission; "
         "settings:manage sets anyone's, so the outsider lacks it",
         outsider_lacks=("settings:manage",),
+    ),
+    # --- field-level permissions
+    "fieldCatalogue": company(
+        "settings:manage", query("{ fieldCatalogue { fields { name } } }", ["decisionRole"])
+    ),
+    "fieldPermissions": company(
+        "settings:manage",
+        query(
+            "query($r: ID!) { fieldPermissions(roleId: $r) { field access } }",
+            ["mobile"],
+            making=read_only_mobile,
+            r=rep_role,
+        ),
+    ),
+    "setFieldPermissions": company(
+        "settings:manage",
+        op(
+            "setFieldPermissions",
+            "{ field }",
+            roleId=("ID!", rep_role),
+            entries=(
+                "[FieldPermissionInput!]!",
+                [{"recordType": "CONTACT", "field": "mobile", "access": "READ"}],
+            ),
+        ),
     ),
 }
 

@@ -7,7 +7,7 @@ from tortoise import fields
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0009_performance_indexes")]
+    dependencies = [("models", "0011_pipelines")]
 
     initial = False
 

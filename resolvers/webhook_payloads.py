@@ -20,6 +20,7 @@ from tortoise.models import Model
 from meihua.models import Event, RecordType
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import NotFound
+from meihua.resolvers.field_access import visible_fields
 from meihua.resolvers.oplog import plain
 from meihua.resolvers.records import get_visible
 from meihua.resolvers.tasks import get_visible_task
@@ -120,8 +121,8 @@ async def visible_record(owner: Viewer, event: Event) -> Model | None:
         return None
 
 
-def record_data(owner: Viewer, record_type: str, record: Model) -> dict[str, Any]:
-    """The record's fields as the owner may read them."""
+async def record_data(owner: Viewer, record_type: str, record: Model) -> dict[str, Any]:
+    """The record's fields as the owner may read them: hidden ones masked."""
     data: dict[str, Any] = {}
     for name, source in {**FIELDS[record_type], **COMMON}.items():
         if isinstance(source, tuple):
@@ -129,6 +130,8 @@ def record_data(owner: Viewer, record_type: str, record: Model) -> dict[str, Any
             data[name] = _global_id(type_name, getattr(record, attribute))
         else:
             data[name] = plain(getattr(record, source))
+    if record_type in RecordType.__members__:  # tasks have no field permissions
+        data = await visible_fields(owner, record_type, record, data)
     return data
 
 
@@ -139,7 +142,7 @@ async def webhook_payload(owner: Viewer, event: Event) -> dict[str, Any]:
     if node_type is not None:
         record = await visible_record(owner, event)
         if record is not None:
-            data = record_data(owner, event.record_type, record)
+            data = await record_data(owner, event.record_type, record)
     return {
         "event": event.kind,
         "cursor": str(event.id),

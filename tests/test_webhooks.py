@@ -19,6 +19,7 @@ from meihua.models import DataScope, Webhook, WebhookDelivery, WebhookDeliverySt
 from meihua.resolvers.errors import BadUserInput
 from meihua.resolvers.webhook_signing import verify_signature
 from meihua.resolvers.webhooks import clean_url
+from meihua.schema.relay import to_global_id
 from meihua.settings import Settings
 from meihua.subscriptions.webhook_worker import WebhookWorker, backoff
 from tests.conftest import SECRET, serving
@@ -53,6 +54,11 @@ query($id: ID!) {
       } }
     }
   }
+}
+"""
+HIDE_FIELDS = """
+mutation($role: ID!, $entries: [FieldPermissionInput!]!) {
+  setFieldPermissions(roleId: $role, entries: $entries) { field }
 }
 """
 CREATE_CUSTOMER = "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }"
@@ -326,6 +332,24 @@ async def test_a_hook_carries_only_what_its_owner_may_see(gql, org, receiver):
     await asyncio.sleep(0.3)
     names = [r.json["record"]["data"]["name"] for r in receiver.requests]
     assert names == ["North Open Co"]
+
+
+async def test_a_hook_masks_the_fields_its_owner_may_not_read(gql, org, receiver):
+    team = await org.sales_team()
+    config = await org.role("Integrations", DataScope.ALL, ["settings:manage"])
+    integrator = await org.user("ivan", roles=[config])
+    hidden = {"recordType": "CUSTOMER", "field": "phone", "access": "HIDDEN", "mask": "PHONE"}
+    await gql.ok(HIDE_FIELDS, {"role": to_global_id("Role", config.id), "entries": [hidden]},
+                 as_user=team.admin)  # fmt: skip
+    hook_id, _ = await register(gql, integrator, receiver.url("/erp"), ["customer.changed"])
+
+    await gql.ok(CREATE_CUSTOMER, {"input": {"name": "Acme", "phone": "13812345678"}},
+                 as_user=team.an)  # fmt: skip
+
+    await eventually(finished(gql, integrator, hook_id, 1))
+    [delivery] = receiver.to("/erp")
+    assert delivery.json["record"]["data"]["phone"] == "138****5678"
+    assert b"12345678" not in delivery.body
 
 
 async def test_two_workers_never_send_one_delivery_twice(gql, org, receiver, settings):

@@ -12,6 +12,9 @@ left to find are near misses:
   contacts, however it was written (+86 10 …, 010-…);
 - SAME_EMAIL: a contact email shared across customers.
 
+Phones and emails the caller's field permissions hide are left out of the
+comparison: a shared number would otherwise confirm what the mask hides.
+
 The search runs over the caller's visible customers, the most recently updated
 `scan_max` of them. Names are indexed by their bigrams and compared only with
 names sharing one of their rarest bigrams (prefix filtering: two names as
@@ -30,9 +33,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from meihua.models import Contact, Customer
+from meihua.models import Contact, Customer, RecordType
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import get_visible_customer, normalize_phone
+from meihua.resolvers.field_rules import FieldRules
 
 # Trailing words that say what kind of company it is, not which one.
 _CJK_SUFFIXES = (
@@ -128,6 +132,7 @@ async def find_duplicates(
     if customer_id is not None and customer_id not in {row[0] for row in rows}:
         rows += await visible.filter(id=customer_id).values_list("id", "name_key", "phone_key")
     contacts = await _contact_details([row[0] for row in rows])
+    rows, contacts = _without_hidden(await viewer.field_rules(), rows, contacts)
     # Comparing thousands of names takes a while: off the event loop, which keeps serving.
     groups = await asyncio.to_thread(_group, rows, contacts)
     return groups.best(limit, customer_id)
@@ -155,6 +160,25 @@ def _group(rows: list[tuple], contacts: list[tuple]) -> _Groups:
         for members in index.values():
             groups.add(members, reason, _SCORES[reason])
     return groups
+
+
+def _without_hidden(
+    rules: FieldRules, rows: list[tuple], contacts: list[tuple]
+) -> tuple[list[tuple], list[tuple]]:
+    """Customers and contacts with the phones and emails the viewer may not see blanked."""
+
+    def hidden(record_type: RecordType, name: str) -> bool:
+        return rules.strictest(record_type, name).hidden
+
+    if hidden(RecordType.CUSTOMER, "phone"):
+        rows = [(pk, name, None) for pk, name, _ in rows]
+    blank = [hidden(RecordType.CONTACT, name) for name in ("phone", "mobile", "email")]
+    if any(blank):
+        contacts = [
+            (owner, *(None if hide else value for hide, value in zip(blank, values, strict=True)))
+            for owner, *values in contacts
+        ]
+    return rows, contacts
 
 
 async def _contact_details(ids: list[int]) -> list[tuple]:

@@ -14,6 +14,8 @@ from meihua.models import (
     Customer,
     CustomerTeamMember,
     DealStatus,
+    FieldAccess,
+    FieldPermission,
     FollowUp,
     FollowUpMethod,
     Lead,
@@ -24,6 +26,7 @@ from meihua.models import (
     PoolMovement,
     PoolMovementKind,
     RecordType,
+    Role,
     Task,
     TeamAccess,
     User,
@@ -122,6 +125,31 @@ async def test_likely_duplicates_are_grouped_with_reason_and_score(org, gql):
     assert (await gql.ok(DUPLICATES, as_user=t.olga))["likelyDuplicates"] == []
     # An (SELF) sees his own customers alone: none of them repeat one another.
     assert (await gql.ok(DUPLICATES, as_user=t.an))["likelyDuplicates"] == []
+
+
+async def test_hidden_phones_and_emails_do_not_make_duplicates(org, gql):
+    t = await org.sales_team()
+    await customer(t.an, "Globex Corporation", phone="010-8888 1234")
+    await customer(t.bo, "Initech", phone="+86 10 8888 1234")
+    hooli = await customer(t.an, "Hooli")
+    pied = await customer(t.bo, "Pied Piper")
+    await Contact.create(customer=hooli, name="G", email="gavin@hooli.com", created_by=t.an)
+    await Contact.create(customer=pied, name="R", email="gavin@hooli.com", created_by=t.bo)
+    manager = await Role.get(name="Sales Manager")
+    for record_type, name in (("CUSTOMER", "phone"), ("CONTACT", "email")):
+        await FieldPermission.create(
+            role=manager,
+            record_type=RecordType(record_type),
+            field=name,
+            access=FieldAccess.HIDDEN,
+        )
+
+    # A shared number or address would confirm what the mask hides from Mei.
+    assert (await gql.ok(DUPLICATES, as_user=t.mei))["likelyDuplicates"] == []
+    reasons = [
+        g["reasons"] for g in (await gql.ok(DUPLICATES, as_user=t.admin))["likelyDuplicates"]
+    ]
+    assert sorted(reasons) == [["SAME_EMAIL"], ["SAME_PHONE"]]
 
 
 async def test_duplicates_of_one_customer(org, gql):

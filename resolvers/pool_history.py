@@ -19,6 +19,9 @@ POOL_EVENT_KINDS = {
     PoolMovementKind.ASSIGNED: "pool.assigned",
     PoolMovementKind.RECYCLED: "pool.recycled",
 }
+# Ids per statement when reading many back (SQLite and PostgreSQL both take at
+# most about 32 000 parameters).
+READ_BACK_CHUNK = 10_000
 
 
 async def record_movement(
@@ -91,8 +94,12 @@ async def record_movements(
     )
     if kind not in POOL_EVENT_KINDS:
         return
-    # A bulk insert hands no ids back; the events carry them, so read them.
-    movements = await PoolMovement.filter(customer_id__in=ids, kind=kind, created_at=at)
+    # A bulk insert hands no ids back; the events carry them, so read them, in
+    # chunks a statement's parameters can hold (a recycling pass moves many).
+    movements: list[PoolMovement] = []
+    for start in range(0, len(ids), READ_BACK_CHUNK):
+        chunk = ids[start : start + READ_BACK_CHUNK]
+        movements += await PoolMovement.filter(customer_id__in=chunk, kind=kind, created_at=at)
     names = {customer.id: customer.name for customer in customers}
     for movement in sorted(movements, key=lambda m: m.id):
         await _record_pool_event(movement, names[movement.customer_id])

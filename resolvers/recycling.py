@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 
 from meihua.models import (
@@ -182,11 +182,13 @@ async def _recycle_by(
         )
         if not moved:
             return []
-        customers = await Customer.filter(recycle_batch=batch).order_by("id")
-        ids = [customer.id for customer in customers]
+        in_batch = Customer.filter(recycle_batch=batch)
+        customers = await in_batch.order_by("id")
         previous = {customer.id: customer.previous_owner_id for customer in customers}
         # Back in the pool, a customer has no team: the next owner builds theirs.
-        await CustomerTeamMember.filter(customer_id__in=ids).delete()
+        # By batch, not by a list of ids: a pass may move more customers than a
+        # statement takes parameters (32 767 on PostgreSQL).
+        await CustomerTeamMember.filter(customer_id__in=Subquery(in_batch.values("id"))).delete()
         await record_movements(
             PoolMovementKind.RECYCLED,
             customers,

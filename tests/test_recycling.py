@@ -117,6 +117,37 @@ async def recycled_by() -> dict[str, RecycleRule]:
     return {names[m.customer_id]: m.rule for m in rows}
 
 
+async def test_a_pass_moves_more_customers_than_a_statement_takes_parameters(shop):
+    # Both databases cap a statement at about 32 000 parameters: nothing in a
+    # pass may list the moved customers' ids in one statement.
+    many = 33_000
+    await Customer.bulk_create(
+        [
+            Customer(
+                name=f"Quiet {i}",
+                name_key=f"quiet {i}",
+                owner_id=shop.alice.id,
+                created_by_id=shop.alice.id,
+                pool_id=shop.pool.id,
+                taken_at=NOW - days(100),
+                last_followup_at=NOW - days(40),
+            )
+            for i in range(many)
+        ],
+        batch_size=5_000,
+    )
+    first = await Customer.filter(name="Quiet 0").first()
+    await CustomerTeamMember.create(customer=first, user=shop.bob, access=TeamAccess.READ)
+
+    report = await recycle(NOW)
+
+    assert len(report.moved) == many
+    assert await Customer.filter(owner_id__isnull=True).count() == many
+    assert await PoolMovement.filter(kind=PoolMovementKind.RECYCLED).count() == many
+    assert await Event.filter(kind="pool.recycled").count() == many
+    assert not await CustomerTeamMember.exists()
+
+
 async def test_each_rule_moves_exactly_its_customers(shop):
     alice = shop.alice
     await customer(shop, "Quiet", alice, taken=days(100), followed=days(40))

@@ -157,6 +157,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def resident_kb(pid: int) -> int:
+    """The process's resident memory in kB (Linux /proc)."""
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())[1])
+
+
 def spread(seconds: list[float]) -> dict:
     """Count, p50, p99 and max in milliseconds (nearest rank)."""
     ordered = sorted(seconds)
@@ -296,7 +301,7 @@ async def event_latency(
         async with gate:
             return await Subscriber.open(ws_url, reps[i % len(reps)], tally, wake)
 
-    start = time.perf_counter()
+    rss_before, start = resident_kb(pid), time.perf_counter()
     subscribers = await asyncio.gather(*(open_one(i) for i in range(n)))
     connect_s = time.perf_counter() - start
     # graphql-transport-ws does not confirm a subscription: probe until one event
@@ -307,7 +312,7 @@ async def event_latency(
             break
     else:
         sys.exit(f"the subscriptions never all went live: {tally.most_common(3)}")
-    live_s = time.perf_counter() - start
+    live_s, rss_live = time.perf_counter() - start, resident_kb(pid)
 
     answered, requests, cpu, own = {}, [], cpu_seconds(pid), time.process_time()
     for i in range(args.events):
@@ -340,6 +345,8 @@ async def event_latency(
         "duplicates": counts["duplicates"],
         "connect_s": round(connect_s, 1),
         "all_live_s": round(live_s, 1),
+        "server_rss_mb": [round(rss_before / 1024, 1), round(rss_live / 1024, 1)],
+        "server_kb_per_subscriber": round((rss_live - rss_before) / n, 1),
         "latency_ms": {
             "claim/release request": spread(requests),
             "commit -> client, from HTTP answer (floor)": spread(by_answer),
@@ -394,6 +401,10 @@ def print_summary(r: dict) -> None:
         f"(opened in {live['connect_s']} s, all live after {live['all_live_s']} s)"
     )
     table(live["latency_ms"])
+    print(
+        f"  server memory: {live['server_rss_mb'][0]} MB before the sockets, "
+        f"{live['server_rss_mb'][1]} MB with all live ({live['server_kb_per_subscriber']} kB each)"
+    )
     print(
         f"  delivered {live['delivered']} of {live['expected']} expected, "
         f"{live['duplicates']} duplicated"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-CLIENTS = (1, 8, 32)
 RACE, EVERY, WINNERS = "claim_race", "every claim (1 winner + losers per round)", "winning claims"
 FLOOR = "commit -> client, from HTTP answer (floor)"
 CEILING = "commit -> client, from event `at` (ceiling)"
@@ -43,8 +42,8 @@ def _raw(backend: dict) -> tuple[list[str], float]:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     ratios = []
-    for clients in CLIENTS:
-        m, r = meihua[str(clients)], backend["raw"][str(clients)]
+    for clients in meihua:
+        m, r = meihua[clients], backend["raw"][clients]
         ratio = m["rps"] / r["rps"] if r["rps"] else 0
         ratios.append(ratio)
         lines.append(

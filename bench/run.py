@@ -45,7 +45,6 @@ HERE = Path(__file__).resolve().parent
 VIEWER = "demo.east"  # Sales Manager of 华东销售部 (DEPARTMENT_TREE): about 70 % of the records
 PAGE = 50
 DEEP_PAGE = 10_000
-CONCURRENCY = (1, 8, 32)
 # The recycle rules the pass runs with: no follow-up for half a year (not dealt) or a year (dealt).
 RULES = {"recycle_not_dealt_after_days": 180, "recycle_dealt_after_days": 365}
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }"
@@ -96,7 +95,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--large",
         type=int,
-        help="customers of the PostgreSQL recycle/deep-page database (1 M; quick 20 000)",
+        help="customers of the PostgreSQL recycle/deep-page database (1 M; quick 20 000; "
+        "0: use the demo database)",
+    )
+    add(
+        "--clients",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 8, 32],
+        help="concurrent clients per screen, comma-separated (default 1,8,32)",
     )
     add("--seconds", type=float, help="seconds of load per screen and concurrency (10; quick 2)")
     add("--subscribers", type=int, help="WebSocket subscribers to pool events (1 000; quick 100)")
@@ -334,7 +340,7 @@ async def screens(url: str, args: argparse.Namespace) -> dict:
         }
         for label, (query, variables) in cases.items():
             ask = graphql(http, token, query, variables)
-            levels = {str(c): await load(ask, c, args.seconds) for c in CONCURRENCY}
+            levels = {str(c): await load(ask, c, args.seconds) for c in args.clients}
             result["screens"][label] = levels
             print(f"  {label}: " + ", ".join(f"{c} → {r['rps']}/s" for c, r in levels.items()))
         first = await ask_once(http, token, CUSTOMER_LIST, {"first": PAGE})
@@ -356,7 +362,7 @@ async def screens(url: str, args: argparse.Namespace) -> dict:
             reply = await raw.get("/customers", params={"user": seen.user_id, "first": PAGE})
             return None if reply.status_code == 200 else reply.text[:300]
 
-        result["raw"] = {str(c): await load(ask_raw, c, args.seconds) for c in CONCURRENCY}
+        result["raw"] = {str(c): await load(ask_raw, c, args.seconds) for c in args.clients}
         print(
             "  raw customer list: "
             + ", ".join(f"{c} → {r['rps']}/s" for c, r in result["raw"].items())
@@ -497,9 +503,10 @@ async def measure(args: argparse.Namespace) -> dict:
         figures = {"seeded_s": seeded, **await screens(url, args)}
         figures["live"] = await live(args, args.postgres)
         print("PostgreSQL, large")
-        url, seeded = await stack.enter_async_context(
-            postgres_demo(args, args.reuse_large, args.large, "large", notes)
-        )
+        if args.large:  # else the demo database serves (tests/test_bench.py)
+            url, seeded = await stack.enter_async_context(
+                postgres_demo(args, args.reuse_large, args.large, "large", notes)
+            )
         async with in_process(url):
             large_sizes = await sizes()
         figures["large"] = {"seeded_s": seeded, "sizes": large_sizes}

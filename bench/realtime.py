@@ -39,6 +39,9 @@ from meihua.resolvers.customers import normalize_name
 from meihua.schema.relay import to_global_id
 
 SECRET_KEY = "meihua-benchmark-secret-key-0123456789"
+# uvicorn closes a connection idle for 5 s; the client lets go first, or a request sent as
+# the server closes fails (seen on a loaded machine, where rounds take seconds).
+KEEPALIVE = 3.0
 PROBES = 30  # pool customers set aside for "is every subscription live yet?"
 CLAIM = "mutation($id: ID!) { claimCustomer(id: $id) { id } }"
 RELEASE = 'mutation($ids: [ID!]!) { releaseCustomers(ids: $ids, reason: "bench") { id } }'
@@ -431,7 +434,11 @@ async def run(args: argparse.Namespace) -> dict:
         async with scratch_database(args.database_url, Path(tmp)) as url:
             seeded = await seed(url, args)
             server, port = start_server(url, args, log := Path(tmp) / "server.log")
-            pool = httpx.Limits(max_connections=args.claimers, max_keepalive_connections=None)
+            pool = httpx.Limits(
+                max_connections=args.claimers,
+                max_keepalive_connections=None,
+                keepalive_expiry=KEEPALIVE,
+            )
             try:
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", limits=pool, timeout=60

@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 import realtime
 from dashboard import PERIODS, SECTIONS, meihua, serving
-from realtime import machine, revision, spread, wait_healthy
+from realtime import KEEPALIVE, machine, revision, spread, wait_healthy
 
 from meihua import db
 from meihua.models import Customer, User
@@ -228,7 +228,10 @@ def graphql(http: httpx.AsyncClient, token: str, query: str, variables: dict):
     payload, headers = {"query": query, "variables": variables}, {"Authorization": token}
 
     async def ask() -> str | None:
-        reply = await http.post("/graphql", json=payload, headers=headers)
+        try:
+            reply = await http.post("/graphql", json=payload, headers=headers)
+        except httpx.TransportError as error:
+            return repr(error)
         if reply.status_code != 200 or reply.json().get("errors"):
             return reply.text[:300]
         return None
@@ -274,8 +277,10 @@ async def raw_server(url: str):
         env = dict(os.environ, DATABASE_URL=url)
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            # httpx's default limits, as dashboard.serving's client for Meihua has them.
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            # The same limits as dashboard.serving's client for Meihua.
+            limits = httpx.Limits(max_connections=100, keepalive_expiry=KEEPALIVE)
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
                 await wait_healthy(http, server, Path(log.name))
                 yield http
         finally:
@@ -359,7 +364,10 @@ async def screens(url: str, args: argparse.Namespace) -> dict:
         result["raw_same_json"] = [d for d in same if d]
 
         async def ask_raw() -> str | None:
-            reply = await raw.get("/customers", params={"user": seen.user_id, "first": PAGE})
+            try:
+                reply = await raw.get("/customers", params={"user": seen.user_id, "first": PAGE})
+            except httpx.TransportError as error:
+                return repr(error)
             return None if reply.status_code == 200 else reply.text[:300]
 
         result["raw"] = {str(c): await load(ask_raw, c, args.seconds) for c in args.clients}

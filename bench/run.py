@@ -444,8 +444,11 @@ async def recycle_pass(url: str) -> dict:
         total = await connection.fetchval("SELECT COUNT(*) FROM customer")
         before = await connection.fetchrow(STATE)
         async with in_process(url):
-            start = time.perf_counter()
-            report = await recycle()
+            start, failure = time.perf_counter(), None
+            try:
+                report = await recycle()
+            except Exception as error:  # a failed pass is a figure too: its transaction rolled back
+                report, failure = None, f"{type(error).__name__}: {error}"[:300]
             seconds = time.perf_counter() - start
         await put_back(connection)
         after = await connection.fetchrow(STATE)
@@ -455,8 +458,9 @@ async def recycle_pass(url: str) -> dict:
     return {
         "customers": total,
         "owned": owned,
-        "recycled": len(report.moved),
-        "warned": report.warned,
+        "recycled": len(report.moved) if report else 0,
+        "warned": report.warned if report else 0,
+        "failure": failure,
         "seconds": round(seconds, 2),
         "put_back": before == after,
     }

@@ -192,7 +192,8 @@ def markdown(results: dict, python: str) -> str:
         "### 5. Recycle pass",
         "",
         f"Rules: no follow-up for 180 days (not dealt) or 365 days (dealt). Of "
-        f"{_number(recycled['customers'])} customers, {_number(recycled['owned'])} had an owner; "(
+        f"{_number(recycled['customers'])} customers, {_number(recycled['owned'])} had an owner; "
+        + (
             f"**the pass failed** after {recycled['seconds']} s and rolled back: "
             f"`{recycled['failure']}`."
             if recycled["failure"]

@@ -577,6 +577,8 @@ def main(argv: list[str] | None = None) -> None:
     from report import markdown
 
     results = asyncio.run(run(args, argv))
+    figures = Path(tempfile.gettempdir()) / "meihua-bench-results.json"
+    figures.write_text(json.dumps(results))  # to render again should the report fail
     text = markdown(results, platform.python_version())
     print(text)
     if args.output != "-":

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from realtime import SECRET_KEY, machine, revision, wait_healthy
+from realtime import KEEPALIVE, SECRET_KEY, machine, revision, wait_healthy
 
 from meihua import db
 from meihua.models import Department, SalesTarget, TargetMetric, User
@@ -225,7 +225,8 @@ async def serving(url: str, args: argparse.Namespace):
         server = meihua(url, "serve", "--port", str(port), stdout=log, stderr=subprocess.STDOUT)
         base, timeout = f"http://127.0.0.1:{port}", args.timeout + 30
         try:
-            async with httpx.AsyncClient(base_url=base, timeout=timeout) as http:
+            limits = httpx.Limits(max_connections=100, keepalive_expiry=KEEPALIVE)
+            async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as http:
                 await wait_healthy(http, server, Path(log.name))
                 yield http
         finally:

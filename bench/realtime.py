@@ -39,6 +39,9 @@ from meihua.resolvers.customers import normalize_name
 from meihua.schema.relay import to_global_id
 
 SECRET_KEY = "meihua-benchmark-secret-key-0123456789"
+# uvicorn closes a connection idle for 5 s; the client lets go first, or a request sent as
+# the server closes fails (seen on a loaded machine, where rounds take seconds).
+KEEPALIVE = 3.0
 PROBES = 30  # pool customers set aside for "is every subscription live yet?"
 CLAIM = "mutation($id: ID!) { claimCustomer(id: $id) { id } }"
 RELEASE = 'mutation($ids: [ID!]!) { releaseCustomers(ids: $ids, reason: "bench") { id } }'
@@ -155,6 +158,11 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_kb(pid: int) -> int:
+    """The process's resident memory in kB (Linux /proc)."""
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())[1])
 
 
 def spread(seconds: list[float]) -> dict:
@@ -296,7 +304,7 @@ async def event_latency(
         async with gate:
             return await Subscriber.open(ws_url, reps[i % len(reps)], tally, wake)
 
-    start = time.perf_counter()
+    rss_before, start = resident_kb(pid), time.perf_counter()
     subscribers = await asyncio.gather(*(open_one(i) for i in range(n)))
     connect_s = time.perf_counter() - start
     # graphql-transport-ws does not confirm a subscription: probe until one event
@@ -307,7 +315,7 @@ async def event_latency(
             break
     else:
         sys.exit(f"the subscriptions never all went live: {tally.most_common(3)}")
-    live_s = time.perf_counter() - start
+    live_s, rss_live = time.perf_counter() - start, resident_kb(pid)
 
     answered, requests, cpu, own = {}, [], cpu_seconds(pid), time.process_time()
     for i in range(args.events):
@@ -340,6 +348,8 @@ async def event_latency(
         "duplicates": counts["duplicates"],
         "connect_s": round(connect_s, 1),
         "all_live_s": round(live_s, 1),
+        "server_rss_mb": [round(rss_before / 1024, 1), round(rss_live / 1024, 1)],
+        "server_kb_per_subscriber": round((rss_live - rss_before) / n, 1),
         "latency_ms": {
             "claim/release request": spread(requests),
             "commit -> client, from HTTP answer (floor)": spread(by_answer),
@@ -395,6 +405,10 @@ def print_summary(r: dict) -> None:
     )
     table(live["latency_ms"])
     print(
+        f"  server memory: {live['server_rss_mb'][0]} MB before the sockets, "
+        f"{live['server_rss_mb'][1]} MB with all live ({live['server_kb_per_subscriber']} kB each)"
+    )
+    print(
         f"  delivered {live['delivered']} of {live['expected']} expected, "
         f"{live['duplicates']} duplicated"
     )
@@ -420,7 +434,11 @@ async def run(args: argparse.Namespace) -> dict:
         async with scratch_database(args.database_url, Path(tmp)) as url:
             seeded = await seed(url, args)
             server, port = start_server(url, args, log := Path(tmp) / "server.log")
-            pool = httpx.Limits(max_connections=args.claimers, max_keepalive_connections=None)
+            pool = httpx.Limits(
+                max_connections=args.claimers,
+                max_keepalive_connections=None,
+                keepalive_expiry=KEEPALIVE,
+            )
             try:
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", limits=pool, timeout=60

@@ -93,10 +93,17 @@ def _decode(cursor: str, ordering: Ordering, model: type[Model], arg: str) -> tu
 
 
 def _beyond(ordering: Ordering, value: Any, pk: int, *, after: bool) -> Q:
-    """Rows after (or before) the cursor's row in the ordering."""
+    """Rows after (or before) the cursor's row in the ordering.
+
+    The redundant `key >= value` (or `<=`) is what lets the database start an
+    index scan at the cursor: the OR alone is only a filter, so a deep page
+    read and dropped every row before it (page 10 000 of a million customers
+    took 2 s instead of half a millisecond).
+    """
     op = "gt" if after != ordering.descending else "lt"
-    return Q(**{f"{ordering.key}__{op}": value}) | Q(
-        Q(**{ordering.key: value}), Q(**{f"id__{op}": pk})
+    return Q(
+        Q(**{f"{ordering.key}__{op}e": value}),
+        Q(**{f"{ordering.key}__{op}": value}) | Q(**{f"id__{op}": pk}),
     )
 
 

@@ -13,8 +13,9 @@ from decimal import Decimal
 
 from meihua.models import ContractStatus
 from meihua.resolvers.dashboard_filter import DashboardScope
-from meihua.resolvers.dashboard_sql import cents_sum, count_if, fetch, money, owned_by
+from meihua.resolvers.dashboard_sql import cents_sum, count_if, money, owned_by
 from meihua.resolvers.products import CENT
+from meihua.resolvers.raw_sql import fetch
 
 
 @dataclass(frozen=True)

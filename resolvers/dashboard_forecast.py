@@ -24,8 +24,9 @@ from itertools import pairwise
 from meihua.resolvers.dashboard_filter import DashboardScope
 from meihua.resolvers.dashboard_funnel import weighted_cents
 from meihua.resolvers.dashboard_receivables import plan_dues
-from meihua.resolvers.dashboard_sql import fetch, money, owned_by, ranges
+from meihua.resolvers.dashboard_sql import money, owned_by, ranges
 from meihua.resolvers.errors import BadUserInput
+from meihua.resolvers.raw_sql import fetch
 
 MAX_MONTHS = 24
 

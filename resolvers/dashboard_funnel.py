@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from meihua.resolvers.dashboard_filter import DashboardScope
-from meihua.resolvers.dashboard_sql import cents, count_if, fetch, money, owned_by, seconds_between
+from meihua.resolvers.dashboard_sql import cents, count_if, money, owned_by, seconds_between
 from meihua.resolvers.products import CENT
+from meihua.resolvers.raw_sql import fetch
 
 TENTH = Decimal("0.1")
 SECONDS_PER_DAY = 86_400

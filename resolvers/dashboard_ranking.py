@@ -11,8 +11,9 @@ from decimal import Decimal
 
 from meihua.resolvers.dashboard_filter import DashboardScope
 from meihua.resolvers.dashboard_measures import DEFINITIONS, Measure
-from meihua.resolvers.dashboard_sql import fetch, owned_by
+from meihua.resolvers.dashboard_sql import owned_by
 from meihua.resolvers.errors import BadUserInput
+from meihua.resolvers.raw_sql import fetch
 
 MAX_ENTRIES = 100
 

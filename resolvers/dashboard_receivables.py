@@ -15,8 +15,9 @@ from datetime import date
 from decimal import Decimal
 
 from meihua.resolvers.dashboard_filter import DashboardScope
-from meihua.resolvers.dashboard_sql import cents, fetch, money, owned_by
+from meihua.resolvers.dashboard_sql import cents, money, owned_by
 from meihua.resolvers.errors import BadUserInput
+from meihua.resolvers.raw_sql import fetch
 
 MAX_ROWS = 100
 

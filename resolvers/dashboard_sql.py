@@ -1,9 +1,6 @@
 """Raw SQL for the dashboard's aggregates, the same text on SQLite and PostgreSQL.
 
-Statements are written with `?` placeholders; `fetch` numbers them ($1, $2, …)
-for PostgreSQL. Dates and datetimes are passed as Python values: tortoise's
-SQLite adapters write them exactly as it stores them, so comparisons against
-stored columns hold.
+Statements are written with `?` placeholders and run with `raw_sql.fetch`.
 
 Money is summed in whole cents. SQLite keeps DECIMAL columns as text and its
 SUM() adds them as binary floats (0.10 + 0.20 ≠ 0.30); rounding each value to
@@ -18,22 +15,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tortoise import connections
-
 from meihua.resolvers.dashboard_filter import DashboardScope
 from meihua.resolvers.products import CENT
-
-
-def is_postgres() -> bool:
-    return connections.get("default").capabilities.dialect == "postgres"
-
-
-async def fetch(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Rows of a statement written with `?` placeholders."""
-    if is_postgres():
-        head, *rest = sql.split("?")
-        sql = head + "".join(f"${number}{part}" for number, part in enumerate(rest, 1))
-    return await connections.get("default").execute_query_dict(sql, list(params))
+from meihua.resolvers.raw_sql import is_postgres
 
 
 def count_if(condition: str) -> str:

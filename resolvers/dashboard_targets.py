@@ -20,9 +20,10 @@ from tortoise.expressions import Q
 from meihua.models import Department, SalesTarget, TargetMetric, User
 from meihua.resolvers.dashboard_filter import DashboardScope, Period
 from meihua.resolvers.dashboard_measures import DEFINITIONS, Measure
-from meihua.resolvers.dashboard_sql import fetch, owned_by, ranges
+from meihua.resolvers.dashboard_sql import owned_by, ranges
 from meihua.resolvers.hierarchy import descendants
 from meihua.resolvers.products import CENT
+from meihua.resolvers.raw_sql import fetch
 from meihua.resolvers.sales_targets import check_year
 
 ZERO = Decimal(0)

@@ -17,8 +17,9 @@ from typing import Any
 
 from meihua.resolvers.dashboard_briefing import CONTRACTS, CUSTOMERS, PAYMENTS, Source
 from meihua.resolvers.dashboard_filter import DashboardScope, Period
-from meihua.resolvers.dashboard_sql import cents_sum, fetch, money, owned_by, ranges
+from meihua.resolvers.dashboard_sql import cents_sum, money, owned_by, ranges
 from meihua.resolvers.errors import BadUserInput
+from meihua.resolvers.raw_sql import fetch
 
 MAX_BUCKETS = 400
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
@@ -34,7 +34,6 @@ from meihua.models import (
     Customer,
     CustomerTeamMember,
     DealStatus,
-    OperationLog,
     Pool,
     PoolMovementKind,
     RecordType,
@@ -43,8 +42,14 @@ from meihua.models import (
 )
 from meihua.resolvers.access import Viewer
 from meihua.resolvers.errors import BadUserInput
-from meihua.resolvers.pool_history import record_movements
-from meihua.subscriptions.events import record_event, transaction
+from meihua.resolvers.pool_history import POOL_EVENT_KINDS
+from meihua.resolvers.raw_sql import execute, is_postgres, json_array, json_object
+from meihua.subscriptions.events import (
+    EventQuery,
+    record_event,
+    record_events_by_query,
+    transaction,
+)
 
 logger = logging.getLogger("meihua.recycling")
 
@@ -183,51 +188,71 @@ async def _recycle_by(
         if not moved:
             return []
         in_batch = Customer.filter(recycle_batch=batch)
-        customers = await in_batch.order_by("id")
-        previous = {customer.id: customer.previous_owner_id for customer in customers}
+        rows = await in_batch.order_by("id").values_list("id", "name", "previous_owner_id")
         # Back in the pool, a customer has no team: the next owner builds theirs.
-        # By batch, not by a list of ids: a pass may move more customers than a
-        # statement takes parameters (32 767 on PostgreSQL).
         await CustomerTeamMember.filter(customer_id__in=Subquery(in_batch.values("id"))).delete()
-        await record_movements(
-            PoolMovementKind.RECYCLED,
-            customers,
-            actor_id=None,
-            previous_owner_ids=previous,
-            new_owner_id=None,
-            pool_id=pool.id,
-            reason=reason,
-            rule=rule,
-            at=now,
-        )
-        await OperationLog.bulk_create(
-            [
-                OperationLog(
-                    actor_id=None,
-                    action="RECYCLE",
-                    record_type=RecordType.CUSTOMER,
-                    record_id=customer.id,
-                    customer_id=customer.id,
-                    changes={"owner_id": [customer.previous_owner_id, None]},
-                    summary=f"Recycled to {pool.name}: {reason}"[:500],
-                    created_at=now,
-                )
-                for customer in customers
-            ]
-        )
-    owners = dict(await User.filter(id__in=set(previous.values())).values_list("id", "name"))
+        await _record_batch(batch, pool, rule, reason, now)
+    owners = dict(await User.filter(id__in={row[2] for row in rows}).values_list("id", "name"))
     return [
         RecycledCustomer(
-            id=customer.id,
-            name=customer.name,
+            id=pk,
+            name=name,
             pool=pool.name,
             rule=rule,
             reason=reason,
-            previous_owner_id=customer.previous_owner_id,
-            previous_owner=owners.get(customer.previous_owner_id, ""),
+            previous_owner_id=previous,
+            previous_owner=owners.get(previous, ""),
         )
-        for customer in customers
+        for pk, name, previous in rows
     ]
+
+
+async def _record_batch(
+    batch: UUID, pool: Pool, rule: RecycleRule, reason: str, now: datetime
+) -> None:
+    """History, operation log and pool events of a pass's batch, one INSERT … SELECT each.
+
+    Set-based like the move itself: a pass over a million customers may move a
+    hundred thousand, and a row-by-row write took a minute.
+    """
+    in_batch = "FROM customer c WHERE c.recycle_batch = ?"
+    batch_id = batch if is_postgres() else str(batch)
+    await execute(
+        "INSERT INTO pool_movement (customer_id, pool_id, kind, actor_id, previous_owner_id,"
+        " new_owner_id, reason, rule, created_at)"
+        f" SELECT c.id, ?, ?, NULL, c.previous_owner_id, NULL, ?, ?, ? {in_batch} ORDER BY c.id",
+        [pool.id, PoolMovementKind.RECYCLED.value, reason, rule.value, now, batch_id],
+    )
+    changes = json_object("'owner_id'", json_array("c.previous_owner_id", "NULL"))
+    await execute(
+        "INSERT INTO operation_log (actor_id, action, record_type, record_id, customer_id,"
+        " changes, summary, created_at)"
+        f" SELECT NULL, 'RECYCLE', ?, c.id, c.id, {changes}, ?, ? {in_batch} ORDER BY c.id",
+        [RecordType.CUSTOMER.value, f"Recycled to {pool.name}: {reason}"[:500], now, batch_id],
+    )
+    payload = json_object(
+        "'movement_id'", "m.id", "'pool_id'", "m.pool_id",
+        "'previous_owner_id'", "m.previous_owner_id", "'new_owner_id'", "NULL",
+        "'reason'", "m.reason", "'rule'", "m.rule", "'name'", "c.name",
+    )  # fmt: skip
+    record_events_by_query(
+        EventQuery(
+            POOL_EVENT_KINDS[PoolMovementKind.RECYCLED],
+            "INSERT INTO event (kind, record_type, record_id, owner_id, customer_id,"
+            " recipient_id, actor_id, payload, created_at)"
+            f" SELECT ?, ?, m.customer_id, NULL, m.customer_id, NULL, NULL, {payload}, ?"
+            " FROM pool_movement m JOIN customer c ON c.id = m.customer_id"
+            " WHERE c.recycle_batch = ? AND m.kind = ? AND m.created_at = ? ORDER BY m.id",
+            [
+                POOL_EVENT_KINDS[PoolMovementKind.RECYCLED],
+                RecordType.CUSTOMER.value,
+                datetime.now(UTC),
+                batch_id,
+                PoolMovementKind.RECYCLED.value,
+                now,
+            ],
+        )
+    )
 
 
 async def _warn_by(pool: Pool, rule: RecycleRule, days: int, now: datetime) -> int:

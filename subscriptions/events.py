@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +28,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from meihua.models import Event
+from meihua.resolvers.raw_sql import execute
 from meihua.subscriptions.bus import EventBus
 
 logger = logging.getLogger("meihua.events")
 
 EVENTS_CHANNEL = "meihua.events"
 
-_pending: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar(
+_pending: contextvars.ContextVar[list[Event | EventQuery] | None] = contextvars.ContextVar(
     "meihua_pending_events", default=None
 )
 _bus: EventBus | None = None
@@ -51,7 +53,7 @@ async def transaction() -> AsyncIterator[None]:
     if _pending.get() is not None:
         yield
         return
-    pending: list[Event] = []
+    pending: list[Event | EventQuery] = []
     token = _pending.set(pending)
     try:
         async with in_transaction() as connection:
@@ -66,12 +68,18 @@ async def transaction() -> AsyncIterator[None]:
 _EVENT_LOG_LOCK = 0x6D65_6968
 
 
-async def _write_in_commit_order(connection: BaseDBAsyncClient, events: list[Event]) -> None:
-    if not events:
+async def _write_in_commit_order(
+    connection: BaseDBAsyncClient, pending: list[Event | EventQuery]
+) -> None:
+    if not pending:
         return
     if connection.capabilities.dialect == "postgres":
         await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [_EVENT_LOG_LOCK])
-    await Event.bulk_create(events, using_db=connection)
+    if events := [event for event in pending if isinstance(event, Event)]:
+        await Event.bulk_create(events, using_db=connection)
+    for query in pending:
+        if isinstance(query, EventQuery):
+            await execute(query.sql, query.params)
 
 
 async def record_event(
@@ -104,7 +112,27 @@ async def record_event(
     return event
 
 
-async def _publish(events: list[Event]) -> None:
+@dataclass(frozen=True)
+class EventQuery:
+    """Events written by one INSERT … SELECT: for the many rows of a set-based change."""
+
+    kind: str
+    sql: str  # `?` placeholders (raw_sql)
+    params: Sequence[Any] = ()
+
+
+def record_events_by_query(query: EventQuery) -> None:
+    """Add an INSERT of event rows to the current transaction, run with the other events.
+
+    They are written after the transaction's `record_event` rows.
+    """
+    pending = _pending.get()
+    if pending is None:
+        raise RuntimeError("record_events_by_query must run inside transaction()")
+    pending.append(query)
+
+
+async def _publish(events: list[Event | EventQuery]) -> None:
     """Ring every process's hub once; they read the new events from the log."""
     if _bus is None or not events:
         return

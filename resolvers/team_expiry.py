@@ -18,10 +18,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tortoise import connections
-
 from meihua.models import Customer, CustomerTeamMember, OperationLog, RecordType, User
 from meihua.resolvers.oplog import plain
+from meihua.resolvers.raw_sql import fetch
 from meihua.resolvers.teams import seat_entry
 from meihua.subscriptions.events import record_event, transaction
 
@@ -40,12 +39,7 @@ class ExpiredSeat:
 
 async def _delete_expired(now: datetime) -> set[int]:
     """Delete the seats expired at `now` in one statement; the ids this statement removed."""
-    connection = connections.get("default")
-    placeholder = "$1" if connection.capabilities.dialect == "postgres" else "?"
-    rows = await connection.execute_query_dict(
-        f"DELETE FROM customer_team_member WHERE expires_at <= {placeholder} RETURNING id",
-        [now],
-    )
+    rows = await fetch("DELETE FROM customer_team_member WHERE expires_at <= ? RETURNING id", [now])
     return {row["id"] for row in rows}
 
 

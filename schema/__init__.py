@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import (
-    DisableIntrospection,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection
 from strawberry.tools import merge_types
 
 from meihua.schema.contacts import ContactMutation, ContactQuery
@@ -17,7 +14,7 @@ from meihua.schema.dashboard import DashboardQuery
 from meihua.schema.dashboard_targets import SalesTargetMutation
 from meihua.schema.duplicates import DuplicateQuery, MergeMutation
 from meihua.schema.errors import ErrorCodes, escaped
-from meihua.schema.extensions import OperationScope, SafeParserCache
+from meihua.schema.extensions import OperationScope, SafeParserCache, validation_cache
 from meihua.schema.field_permissions import FieldPermissionMutation, FieldPermissionQuery
 from meihua.schema.followups import FollowUpMutation, FollowUpQuery
 from meihua.schema.lead_distribution import LeadDistributionMutation, LeadDistributionQuery
@@ -115,8 +112,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         OperationBudget,  # after OperationScope: charges the viewer it finds
         ErrorCodes,
         lambda: SafeParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
-        NoNulCharacters,  # after ValidationCache: it adds to the validation errors
+        validation_cache(DOCUMENT_CACHE_SIZE),
+        NoNulCharacters,  # after the validation cache: it adds to the validation errors
         lambda: OperationLimits(limits),
     ]
     if settings is not None and not settings.introspection:

@@ -7,9 +7,9 @@ a QUERY_TOO_COMPLEX error naming the limit and the value. An operation that
 runs longer than the request timeout is cancelled, which rolls its
 transaction back.
 
-The validation rules are made once per set of limits: strawberry's
-ValidationCache keys on the rule classes, so new ones per request would never
-hit.
+The validation rules are made once per set of limits: the validation cache
+(schema/extensions.py) keys on the rule classes, so new ones per request would
+never hit.
 """
 
 from __future__ import annotations

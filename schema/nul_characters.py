@@ -118,7 +118,7 @@ class NoNulCharacters(SchemaExtension):
     """BAD_USER_INPUT (with `extensions.field`) for an operation sending a NUL character.
 
     Runs in the validation step so queries, mutations and subscriptions are
-    all covered. It must come after ValidationCache in the schema's extensions:
+    all covered. It must come after the validation cache in the schema's extensions:
     that one sets the validation errors, this one adds to them.
     """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import re
 from collections.abc import AsyncIterator
@@ -23,12 +24,13 @@ import pytest
 from graphql import FragmentDefinitionNode, get_introspection_query, parse, validate
 from tortoise.context import TortoiseContext
 
+from meihua import app as meihua_app
 from meihua import db as meihua_db
 from meihua.app import create_app
 from meihua.models import Customer
 from meihua.resolvers import csv_io
 from meihua.resolvers.auth import TokenSigner
-from meihua.schema import build_schema
+from meihua.schema import MeihuaSchema, build_schema
 from meihua.schema.limits import Limits, validation_rules
 from meihua.schema.measure import Measurer
 from meihua.settings import ConfigurationError, Settings
@@ -207,8 +209,8 @@ async def test_a_document_whose_fragments_fan_out_is_measured_once_per_fragment(
 
 
 async def test_a_repeated_document_is_measured_once(gql, org, monkeypatch):
-    """The limit rules are made once per set of limits, so strawberry's
-    ValidationCache (keyed on the rules) answers a repeated document."""
+    """The limit rules are made once per set of limits, so the validation
+    cache (keyed on the rules) answers a repeated document."""
     from meihua.schema import limits
 
     admin = await org.admin()
@@ -224,6 +226,24 @@ async def test_a_repeated_document_is_measured_once(gql, org, monkeypatch):
     for _ in range(3):
         await gql.ok(document, as_user=admin)
     assert len(measured) == 1
+
+
+async def test_an_app_that_is_gone_takes_its_cached_validations_along(settings, org, monkeypatch):
+    """Validations are cached per schema, not per process: an app closed (a
+    reloaded worker's) leaves no schema behind."""
+    admin = await org.admin()
+    monkeypatch.setattr(meihua_app, "build_schema", build_schema)  # one each, unlike the tests'
+
+    def schemas_alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, MeihuaSchema) for o in gc.get_objects())
+
+    before = schemas_alive()
+    for _ in range(3):
+        async with client_for(settings) as client:
+            await client.ok("query Cached { me { id } }", as_user=admin)
+    del client  # it holds the last app
+    assert schemas_alive() == before
 
 
 async def test_a_page_size_from_a_variable_costs_as_the_largest_page(settings, org):

@@ -29,6 +29,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -136,7 +137,7 @@ async def claim_due(settings: Settings) -> list[WebhookDelivery]:
 class WebhookSender:
     """Sends claimed deliveries and records how each attempt went."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: Callable[[], httpx.AsyncClient]) -> None:
         self.settings = settings
         self.client = client
 
@@ -167,7 +168,7 @@ class WebhookSender:
         timeout = self.settings.webhook_timeout
         try:
             async with asyncio.timeout(timeout):
-                request = self.client.stream(
+                request = self.client().stream(
                     "POST",
                     hook.url,
                     content=delivery.body.encode(),
@@ -221,11 +222,17 @@ class WebhookWorker:
     def start(self) -> None:
         if self.settings.webhook_poll_interval <= 0:
             return
-        # No redirects: a hook is sent where it was registered, not where it points next.
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.webhook_timeout, follow_redirects=False
-        )
         self._task = asyncio.create_task(self._run(), name="meihua-webhooks")
+
+    def _http(self) -> httpx.AsyncClient:
+        # Made at the first delivery: loading the CA bundle takes tens of
+        # milliseconds that a server without webhooks need not spend.
+        if self._client is None:
+            # No redirects: a hook is sent where it was registered, not where it points next.
+            self._client = httpx.AsyncClient(
+                timeout=self.settings.webhook_timeout, follow_redirects=False
+            )
+        return self._client
 
     async def stop(self) -> None:
         """Stop at once; an attempt cut short is sent again when its lease runs out."""
@@ -240,7 +247,7 @@ class WebhookWorker:
     async def tick(self) -> bool:
         """One round; True when work is left for the next one right away."""
         more_events = await fan_out()
-        more_due = await WebhookSender(self.settings, self._client).send_due()
+        more_due = await WebhookSender(self.settings, self._http).send_due()
         return more_events or more_due
 
     async def _run(self) -> None:

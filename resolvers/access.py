@@ -18,7 +18,6 @@ CUSTOM (the role's chosen departments) and ALL.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -28,6 +27,7 @@ from meihua.models import Customer, CustomerTeamMember, DataScope, Role, TeamAcc
 from meihua.resolvers.errors import Forbidden
 from meihua.resolvers.field_rules import NO_RULES, FieldRules, load_field_rules
 from meihua.resolvers.hierarchy import department_subtree, reporting_tree
+from meihua.resolvers.once import Once
 from meihua.resolvers.permissions import ALL_PERMISSIONS
 from meihua.resolvers.pool_membership import member_pool_ids
 
@@ -39,11 +39,10 @@ class Viewer:
         self.user = user
         self.roles = roles
         self._custom_departments = custom_departments
-        self._owner_ids: set[int] | None = None
-        self._owner_ids_loaded = False
-        self._pool_ids: set[int] | None = None
-        self._field_rules: FieldRules | None = NO_RULES if user.is_super_admin else None
-        self._field_rules_loading: asyncio.Future[FieldRules] | None = None
+        # Sibling fields ask for these at the same moment: each is loaded once.
+        self._owner_ids = Once(self._compute_owner_ids)
+        self._pool_ids = Once(lambda: member_pool_ids(user))
+        self._field_rules = Once(lambda: load_field_rules([role.id for role in roles]))
         if user.is_super_admin:
             self.permissions = frozenset(ALL_PERMISSIONS)
         else:
@@ -88,10 +87,7 @@ class Viewer:
         """Users whose records the viewer sees through their data scope; None = all."""
         if self.sees_everything:
             return None
-        if not self._owner_ids_loaded:
-            self._owner_ids = await self._compute_owner_ids()
-            self._owner_ids_loaded = True
-        return self._owner_ids
+        return await self._owner_ids
 
     async def _compute_owner_ids(self) -> set[int]:
         owners = {self.user.id}
@@ -114,23 +110,18 @@ class Viewer:
 
     async def pool_ids(self) -> set[int]:
         """The public pools the viewer is a member of (sees into and claims from)."""
-        if self._pool_ids is None:
-            self._pool_ids = await member_pool_ids(self.user)
-        return self._pool_ids
+        return await self._pool_ids
 
     async def field_rules(self) -> FieldRules:
-        """The viewer's field-level permissions, loaded once however many fields ask at once."""
-        if self._field_rules is None:
-            if self._field_rules_loading is None:
-                role_ids = [role.id for role in self.roles]
-                self._field_rules_loading = asyncio.ensure_future(load_field_rules(role_ids))
-            self._field_rules = await self._field_rules_loading
-        return self._field_rules
+        """The viewer's field-level permissions."""
+        if self.is_super_admin:
+            return NO_RULES
+        return await self._field_rules
 
     @property
     def loaded_field_rules(self) -> FieldRules | None:
         """The field rules when already loaded: lets a field skip awaiting them."""
-        return self._field_rules
+        return NO_RULES if self.is_super_admin else self._field_rules.result()
 
     async def owner_filter(self, field: str = "owner_id") -> Q:
         """A Q limiting `field` to the owners in the viewer's scope."""

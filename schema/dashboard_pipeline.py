@@ -6,11 +6,9 @@ resolvers.dashboard_forecast and resolvers.dashboard_receivables.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Generator
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 import strawberry
 
@@ -21,6 +19,7 @@ from meihua.resolvers.contracts import company_today
 from meihua.resolvers.dashboard_filter import DashboardScope
 from meihua.resolvers.dashboard_forecast import MonthForecast, forecast
 from meihua.resolvers.dashboard_funnel import FunnelFigures, StageFigures, funnel
+from meihua.resolvers.once import Once
 from meihua.schema.context import Info
 from meihua.schema.contracts import Contract, PaymentPlan
 from meihua.schema.customers import Customer
@@ -30,26 +29,6 @@ from meihua.schema.relay import reference_id, to_global_id
 
 if TYPE_CHECKING:
     from meihua.schema.dashboard import Dashboard
-
-T = TypeVar("T")
-
-
-class Once(Generic[T]):
-    """A figure computed at its first await and shared by every later one.
-
-    Two fields of one query (an amount and its count) come from the same SQL;
-    strawberry resolves them concurrently, so they share a task.
-    """
-
-    def __init__(self, compute: Callable[[], Awaitable[T]]) -> None:
-        self._compute = compute
-        self._task: asyncio.Future[T] | None = None
-
-    def __await__(self) -> Generator[None, None, T]:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._compute())
-        return self._task.__await__()
-
 
 RATE = "Percent, to two decimals; null when there is nothing to divide by."
 

@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,15 +31,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import strawberry
 import uvicorn
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from websockets.asyncio.client import ClientConnection, connect
 
+from meihua import app as meihua_app
 from meihua import db as meihua_db
 from meihua.app import create_app
 from meihua.models import DataScope, Department, Role, User
 from meihua.resolvers.auth import TokenSigner, hash_password
+from meihua.schema import build_schema
+from meihua.schema.limits import Limits
 from meihua.settings import Settings
 
 POSTGRES_URL = os.environ.get("MEIHUA_TEST_POSTGRES_URL")
@@ -76,6 +80,27 @@ def pytest_collection_modifyitems(config, items) -> None:
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_schema_per_configuration() -> Iterator[None]:
+    """Apps with the same limits share one schema.
+
+    The tests make an app per test, and building the schema took about half
+    of a typical test's time. Apps that change a limit, or introspection,
+    still get a schema of their own.
+    """
+    built: dict[tuple[Limits, bool], strawberry.Schema] = {}
+
+    def shared(settings: Settings) -> strawberry.Schema:
+        key = (Limits.of(settings), settings.introspection)
+        if key not in built:
+            built[key] = build_schema(settings)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(meihua_app, "build_schema", shared)
+        yield
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from meihua.models import Customer, DataScope, Department, Role, User
+from meihua.resolvers import access
+from meihua.resolvers.access import Viewer
 from meihua.resolvers.customers import normalize_name, normalize_phone
 from meihua.schema.relay import to_global_id
 
@@ -555,3 +557,23 @@ async def test_owner_filter_with_a_foreign_id_is_bad_input(gql, org, company):
     )
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.error["extensions"]["field"] == "ownerId"
+
+
+async def test_a_failed_load_of_the_callers_scope_is_tried_again(org, monkeypatch):
+    """The hub keeps a subscriber's viewer for hours: one failed query must not stick."""
+    team = await org.sales_team()
+    calls = []
+
+    async def flaky(user):
+        calls.append(user.id)
+        if len(calls) == 1:
+            raise ConnectionError("database restarting")
+        return {7}
+
+    monkeypatch.setattr(access, "member_pool_ids", flaky)
+    viewer = await Viewer.load(team.an)
+    with pytest.raises(ConnectionError):
+        await viewer.pool_ids()
+    assert await viewer.pool_ids() == {7}
+    assert await viewer.pool_ids() == {7}
+    assert len(calls) == 2
